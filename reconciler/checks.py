@@ -111,6 +111,10 @@ def _parameter_refs(model: Model, origin, pointer: str, text: str) -> Iterator[D
 
 
 def _asset(model: Model, assoc: Association, pointer: str, path: str, template: bool) -> Iterator[Diagnostic]:
+    if posixpath.isabs(path) or posixpath.normpath(path).split("/")[0] == "..":
+        yield assoc.origin.diagnostic(pointer, f"'{path}' must be a path inside the manifests directory",
+                                      code="bad-path", hint="paths are relative to the manifests directory")
+        return
     data = model.assets.get(path)
     if data is None:
         yield assoc.origin.diagnostic(pointer, f"file '{path}' not found under the manifests directory",
@@ -126,7 +130,8 @@ def _asset(model: Model, assoc: Association, pointer: str, path: str, template: 
         return
     for problem in templating.syntax_problems(text, path):
         yield Diagnostic(f"template syntax error: {problem.message}", posixpath.join(model.root, path),
-                         problem.line, 0, code="template")
+                         problem.line, 0, code="template",
+                         hint=f"used by association '{assoc.name}' ({assoc.origin.ref(pointer)})")
     for ref in find_parameter_references(text):
         yield from _parameter_refs(model, assoc.origin, pointer, ref.text)
 

@@ -57,7 +57,7 @@ def load(root: str | os.PathLike) -> LoadResult:
         shown = _display(root_text, path, file)
         manifests.extend(_load_file(file, shown, diagnostics))
     built = _build_all(manifests, diagnostics)
-    assets = _read_assets(built.get("Association", []), base, diagnostics)
+    assets = _read_assets(built.get("Association", []), base)
     model = Model(
         root=root_text if path.is_dir() else str(path.parent),
         nodes=tuple(built.get("Node", ())),
@@ -172,32 +172,21 @@ def _unknown_kind(manifest: Manifest) -> Diagnostic:
                              hint=f"did you mean {close}?" if close else "")
 
 
-def _read_assets(associations, base: Path, diagnostics: list[Diagnostic]) -> dict[str, bytes]:
+def _read_assets(associations, base: Path) -> dict[str, bytes]:
+    """The templates and source files the associations name (the checks report missing ones)."""
     assets: dict[str, bytes] = {}
+    root = base.resolve()
     for assoc in associations:
         for resource in assoc.resources:
             for field in ("template", "source"):
                 rel = resource.desired.get(field)
-                if rel is None or rel in assets:
+                if rel is None or rel in assets or posixpath.isabs(rel):
                     continue
-                data = _read_asset(base, rel)
-                if isinstance(data, str):
-                    diagnostics.append(assoc.origin.diagnostic(f"{resource.pointer}/{field}", data, code="bad-path"))
-                elif data is not None:
-                    assets[rel] = data
+                resolved = (base / rel).resolve()
+                if not resolved.is_relative_to(root):  # also a symlink pointing outside
+                    continue
+                try:
+                    assets[rel] = resolved.read_bytes()
+                except OSError:
+                    continue
     return assets
-
-
-def _read_asset(base: Path, rel: str) -> bytes | str | None:
-    """The file's bytes; None when missing (reported by the checks); a message when not allowed."""
-    if posixpath.isabs(rel):
-        return f"'{rel}' must be relative to the manifests directory"
-    resolved = (base / rel).resolve()
-    if not resolved.is_relative_to(base.resolve()):
-        return f"'{rel}' points outside the manifests directory"
-    try:
-        return resolved.read_bytes()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        return f"cannot read '{rel}': {exc.strerror}"

@@ -92,7 +92,14 @@ def validate(instance: Any, stem: str, source: SourceMap) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for error in _validator(stem).iter_errors(instance):
         found.extend(_explain(error, source))
-    return found
+    return _without_echoes(found)
+
+
+def _without_echoes(found: list[Diagnostic]) -> list[Diagnostic]:
+    """Drop "missing 'targets'" when "unknown field 'Targets': did you mean targets?" says it all."""
+    unknown = {(d.pointer.rsplit("/", 1)[0], d.hint.split("?")[0].removeprefix("did you mean "))
+               for d in found if d.code == "schema-unknown-field" and d.hint}
+    return [d for d in found if not (d.code == "schema-missing" and (d.pointer, d.expected) in unknown)]
 
 
 # --- turning jsonschema errors into diagnostics -------------------------------------------
@@ -114,9 +121,9 @@ def _deepest(error):
     return error
 
 
-def _at(source: SourceMap, pointer: str, message: str, *, key=False, **extra) -> Diagnostic:
+def _at(source: SourceMap, pointer: str, message: str, *, key=False, code="schema", **extra) -> Diagnostic:
     pos = source.key_at(pointer) if key else source.value_at(pointer)
-    return Diagnostic(message, source.file, pos.line, pos.column, pointer, code="schema", **extra)
+    return Diagnostic(message, source.file, pos.line, pos.column, pointer, code=code, **extra)
 
 
 def _expected(schema: dict, fallback: str) -> str:
@@ -144,11 +151,11 @@ def _type_words(types) -> str:
     return " or ".join(words)
 
 
-def _yaml_hint(source: SourceMap, pointer: str, wanted) -> str:
+def _yaml_hint(source: SourceMap, pointer: str, wanted, instance) -> str:
     """Explain YAML 1.1 surprises: `0644` read as 420, `on` read as true."""
     wanted = [wanted] if isinstance(wanted, str) else wanted
     pos = source.value_at(pointer)
-    if "string" in wanted and pos.text is not None and not pos.quoted:
+    if isinstance(instance, (bool, int, float)) and "string" in wanted and pos.text is not None and not pos.quoted:
         return f'YAML read `{pos.text}` as a {"boolean" if pos.text.lower() in _BOOL_WORDS else "number"}; quote it: "{pos.text}"'
     return ""
 
@@ -160,7 +167,7 @@ def _type(error, pointer, source):
     wanted = error.validator_value
     yield _at(source, pointer, f"{describe(error.instance)} is not {_type_words(wanted)}",
               expected=_expected(error.schema, _type_words(wanted)),
-              hint=_yaml_hint(source, pointer, wanted))
+              hint=_yaml_hint(source, pointer, wanted, error.instance))
 
 
 def _enum(error, pointer, source):
@@ -173,7 +180,7 @@ def _enum(error, pointer, source):
     if not hint:
         types = {"string" if isinstance(o, str) else "other" for o in options}
         if types == {"string"}:
-            hint = _yaml_hint(source, pointer, "string")
+            hint = _yaml_hint(source, pointer, "string", error.instance)
     yield _at(source, pointer, f"{describe(error.instance)} is not allowed here",
               expected=_expected(error.schema, f"one of: {shown}"), hint=hint)
 
@@ -181,7 +188,7 @@ def _enum(error, pointer, source):
 def _const(error, pointer, source):
     yield _at(source, pointer, f"{describe(error.instance)} is not allowed here",
               expected=_expected(error.schema, json.dumps(error.validator_value)),
-              hint=_yaml_hint(source, pointer, "string"))
+              hint=_yaml_hint(source, pointer, "string", error.instance))
 
 
 def _pattern(error, pointer, source):
@@ -198,7 +205,8 @@ def _required(error, pointer, source):
         close = _suggest(name, list(instance))
         if close:
             hint = f"found '{close}': did you mean {name}?"
-        yield _at(source, pointer, f"missing required field '{name}'", hint=hint)
+        yield _at(source, pointer, f"missing required field '{name}'", hint=hint, expected=name,
+                  code="schema-missing")
 
 
 def _additional(error, pointer, source):
@@ -216,7 +224,7 @@ def _additional(error, pointer, source):
         if close and close.lower() == key.lower():
             hint += " (plumb uses SSM's field names in lowerCamelCase)"
         yield _at(source, child, f"unknown field '{key}'", key=True,
-                  expected="one of: " + ", ".join(allowed), hint=hint)
+                  expected="one of: " + ", ".join(allowed), hint=hint, code="schema-unknown-field")
 
 
 def _property_names(error, pointer, source):
@@ -251,7 +259,7 @@ def _unique(error, pointer, source):
 def _one_of(error, pointer, source):
     yield _at(source, pointer, f"{describe(error.instance)} is not allowed here",
               expected=_expected(error.schema, _branch_words(error.validator_value)),
-              hint=_yaml_hint(source, pointer, "string"))
+              hint=_yaml_hint(source, pointer, "string", error.instance))
 
 
 def _branch_words(branches) -> str:

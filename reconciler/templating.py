@@ -56,7 +56,7 @@ def syntax_problems(text: str, name: str = "<template>") -> list[TemplateProblem
     try:
         _ENV.parse(prepare(text), name=name)
     except jinja2.TemplateSyntaxError as exc:
-        return [TemplateProblem(exc.lineno or 0, exc.message or str(exc))]
+        return [TemplateProblem(exc.lineno or 0, (exc.message or str(exc)).rstrip("."))]
     return []
 
 

@@ -24,6 +24,7 @@ import yaml
 from .diagnostics import Diagnostic, escape_pointer_token
 
 MAX_DEPTH = 200
+_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 class _Loader(yaml.SafeLoader):
@@ -112,6 +113,9 @@ class _Walker:
         if depth > MAX_DEPTH:
             self.error(mark, pointer, f"nesting deeper than {MAX_DEPTH} levels")
             return None
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
+            self.error(mark, pointer, f"unsupported YAML tag {node.tag}", hint="manifests use plain YAML")
+            return None
         if isinstance(node, yaml.MappingNode):
             self.values[pointer] = Position(mark.line + 1, mark.column + 1)
             return self._mapping(node, pointer, depth)
@@ -180,9 +184,10 @@ def parse_documents(text: str, file: str) -> tuple[list[SourceDocument], list[Di
     """All documents of a YAML/JSON text, with positions; problems as diagnostics."""
     documents: list[SourceDocument] = []
     diagnostics: list[Diagnostic] = []
-    loader = _Loader(text)
+    loader = None
     index = 0
     try:
+        loader = _Loader(text)
         while loader.check_node():
             node = loader.get_node()
             if node is None:
@@ -212,7 +217,8 @@ def parse_documents(text: str, file: str) -> tuple[list[SourceDocument], list[Di
     except RecursionError:
         diagnostics.append(Diagnostic("nesting is too deep to read", file, code="yaml-syntax"))
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return documents, diagnostics
 
 
