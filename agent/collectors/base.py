@@ -1,0 +1,115 @@
+"""Shared plumbing for collectors: the options they read, the error they raise, the one
+way they run a command or read a file, and a helper to overlap two waits.
+
+Collectors call `run()` and `read_text()`; `agent.inventory` catches `CollectorError` (and
+anything else) and turns it into an `unknown` status with the reason. Every command runs
+with `LC_ALL=C` so that its output is never translated.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
+
+DEFAULT_CUSTOM_DIR = "/var/lib/plumb/inventory/custom"
+DEFAULT_APT_CACHE_DIR = "/var/cache/plumb/apt"
+DEFAULT_CONTENT_MAX_BYTES = 65536
+DEFAULT_COMMAND_TIMEOUT = 60.0
+
+
+class CollectorError(Exception):
+    """A collector could not observe its type; str(error) is the reason shown to the user."""
+
+
+class Options(NamedTuple):
+    """What one `collect` request asks for, beyond the choice of types."""
+
+    files: Tuple[str, ...] = ()
+    sysctl_keys: Tuple[str, ...] = ()
+    content: bool = False
+    content_max_bytes: int = DEFAULT_CONTENT_MAX_BYTES
+    custom_dir: str = DEFAULT_CUSTOM_DIR
+    apt_cache_dir: str = DEFAULT_APT_CACHE_DIR
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT
+
+
+def command_env() -> Dict[str, str]:
+    """The environment for every command: the agent's own, untranslated."""
+    env = dict(os.environ)
+    env["LC_ALL"] = "C"
+    env["LANG"] = "C"
+    env.pop("LANGUAGE", None)
+    return env
+
+
+def which(name: str) -> Optional[str]:
+    """The path of a command, also looking in the sbin directories a non-login PATH lacks."""
+    extra = "/usr/local/sbin:/usr/sbin:/sbin"
+    return shutil.which(name, path=os.environ.get("PATH", "/usr/bin:/bin") + ":" + extra)
+
+
+def run(
+    argv: Sequence[str],
+    timeout: float = DEFAULT_COMMAND_TIMEOUT,
+    ok_codes: Tuple[int, ...] = (0,),
+) -> Tuple[int, str]:
+    """Run a command without a shell; return (exit code, stdout) or raise CollectorError."""
+    path = which(argv[0])
+    if path is None:
+        raise CollectorError(f"command not found: {argv[0]}")
+    try:
+        done = subprocess.run(
+            [path, *argv[1:]],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+            env=command_env(),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise CollectorError(f"{argv[0]} timed out after {timeout:g}s") from None
+    except OSError as error:
+        raise CollectorError(f"{argv[0]} could not start: {error.strerror or error}") from None
+    if done.returncode not in ok_codes:
+        raise CollectorError(f"{argv[0]} exited {done.returncode}: {_first_line(done.stderr)}")
+    return done.returncode, done.stdout.decode("utf-8", errors="replace")
+
+
+def in_background(function: Callable[[], object]) -> Callable[[], object]:
+    """Start `function` on a thread; the returned callable waits, then returns or raises."""
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["value"] = function()
+        except Exception as error:  # handed over to whoever waits for the result
+            box["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+
+    def result() -> object:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return result
+
+
+def read_text(path: str) -> str:
+    """The text of a small file, or CollectorError naming the path and the cause."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError as error:
+        raise CollectorError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def _first_line(data: bytes) -> str:
+    text = data.decode("utf-8", errors="replace").strip()
+    return text.splitlines()[0] if text else "(no message)"
