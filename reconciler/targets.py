@@ -64,3 +64,23 @@ def parse_cli_target(text: str) -> Target:
     if not values:
         raise TargetSyntaxError(f"target '{text}' has no values")
     return Target(match["key"], values)
+
+
+def select_nodes(nodes, targets: Sequence[Target] = (), names: Sequence[str] = ()):
+    """The nodes matching every target and, when names are given, one of the names (manifest order).
+
+    Unknown names raise TargetSyntaxError, so a typo in `--node` never silently selects nothing.
+    """
+    known = {n.name for n in nodes}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise TargetSyntaxError(f"no Node named {', '.join(repr(u) for u in unknown)} in the manifests "
+                                f"(known: {', '.join(sorted(known)) or 'none'})")
+    chosen = []
+    for node in nodes:
+        if names and node.name not in names:
+            continue
+        if targets and not matches(targets, node.name, node.labels):
+            continue
+        chosen.append(node)
+    return chosen

@@ -1,0 +1,86 @@
+"""Run-time parameters of a Command document: parse `k=v` from the CLI and validate them.
+
+SSM refuses a SendCommand with bad parameters before anything runs (InvalidParameters);
+so do we: this check happens on the controller, before any node is contacted. (The agent
+checks again on the node.) Pure functions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Iterable, Mapping
+
+from .kinds.document import Document
+from .references import find_parameter_references
+from .schema import suggest
+
+
+class InvalidParameters(ValueError):
+    pass
+
+
+def parse_cli_parameters(items: Iterable[str]) -> dict[str, list[str]]:
+    """`-p commands=uptime -p commands='df -h'` or `-p '{"commands": ["uptime"]}'` → name → values."""
+    values: dict[str, list[str]] = {}
+    for item in items:
+        if item.lstrip().startswith("{"):
+            try:
+                data = json.loads(item)
+            except json.JSONDecodeError as exc:
+                raise InvalidParameters(f"cannot read parameters JSON: {exc}") from None
+            for name, value in data.items():
+                values.setdefault(name, []).extend(value if isinstance(value, list) else [value])
+            continue
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InvalidParameters(f"cannot read parameter '{item}': expected name=value")
+        values.setdefault(name.strip(), []).append(value)
+    for name, vals in values.items():
+        if not all(isinstance(v, str) for v in vals):
+            raise InvalidParameters(f"parameter '{name}': values must be strings")
+    return values
+
+
+def resolve(document: Document, given: Mapping[str, list[str]]) -> dict[str, str | list[str]]:
+    """Defaults filled in, types shaped (String → str, StringList → list); InvalidParameters if wrong."""
+    problems = []
+    for name in given:
+        if name not in document.parameters:
+            close = suggest(name, list(document.parameters))
+            problems.append(f"'{name}' is not a parameter of {document.name}"
+                            + (f" (did you mean {close}?)" if close else
+                               f" (its parameters: {', '.join(document.parameters) or 'none'})"))
+    resolved: dict[str, str | list[str]] = {}
+    for name, param in document.parameters.items():
+        if name in given:
+            values = given[name]
+        elif param.default is not None:
+            values = [param.default] if isinstance(param.default, str) else list(param.default)
+        else:
+            problems.append(f"'{name}' is required by {document.name}")
+            continue
+        if param.type == "String":
+            if len(values) != 1:
+                problems.append(f"'{name}' is a String: give one value, not {len(values)}")
+                continue
+            resolved[name] = values[0]
+        else:
+            resolved[name] = list(values)
+        problems.extend(_check_values(name, param, values))
+    if problems:
+        raise InvalidParameters("; ".join(problems))
+    return resolved
+
+
+def _check_values(name, param, values) -> list[str]:
+    problems = []
+    for value in values:
+        if find_parameter_references(value):
+            problems.append(f"'{name}': Parameter Store references ({value}) need the parameter store, "
+                            "which this version of plumb run does not resolve yet")
+        elif param.allowed_values and value not in param.allowed_values:
+            problems.append(f"'{name}': '{value}' is not one of {', '.join(param.allowed_values)}")
+        elif param.allowed_pattern and not re.fullmatch(param.allowed_pattern, value):
+            problems.append(f"'{name}': '{value}' does not match {param.allowed_pattern}")
+    return problems

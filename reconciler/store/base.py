@@ -1,0 +1,121 @@
+"""The Store interface and the records it keeps. Implementations: `sqlite` (now), PostgreSQL (later).
+
+Records are plain frozen dataclasses so the engine and the CLI never see SQL rows.
+Timestamps are ISO-8601 UTC strings (`2026-11-22T23:59:00Z`).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+
+class StoreError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class InventorySnapshot:
+    node: str
+    captured_at: str  # the agent's CaptureTime
+    stored_at: str
+    fingerprint: str  # sha256 over the per-type content hashes
+    document: dict  # the agent's inventory document (validated against inventory.schema.json)
+    snapshot_id: int = 0
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    name: str
+    action: str
+    status: str
+    response_code: int | None = None
+    stdout: str = ""  # capped at 24,000 characters with SSM's marker
+    stderr: str = ""  # capped at 8,000 characters
+    full_stdout: str | None = None  # only when capped
+    full_stderr: str | None = None
+    changed: bool | None = None
+    details: dict = field(default_factory=dict)
+    started_at: str = ""
+    finished_at: str = ""
+
+
+@dataclass(frozen=True)
+class InvocationRecord:
+    command_id: str
+    node: str
+    status: str  # InvocationStatus value
+    status_details: str
+    response_code: int | None = None
+    message: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    steps: tuple[StepRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    command_id: str
+    document_name: str
+    document_hash: str
+    parameters: dict  # as given (references unresolved; never decrypted secrets)
+    targets: list  # as given, e.g. ["tag:role=web"]
+    max_concurrency: str
+    max_errors: str
+    requested_at: str
+    status: str = "Pending"
+    status_details: str = "Pending"
+    finished_at: str = ""
+    target_count: int = 0
+    invocations: tuple[InvocationRecord, ...] = ()
+
+
+class Store(abc.ABC):
+    """Everything the controller persists. Every write is durable when the call returns."""
+
+    # --- inventory ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def save_inventory(self, node: str, document: dict) -> InventorySnapshot: ...
+
+    @abc.abstractmethod
+    def latest_inventory(self, node: str) -> InventorySnapshot | None: ...
+
+    @abc.abstractmethod
+    def inventory_nodes(self) -> list[tuple[str, str]]:
+        """(node, captured_at of its latest snapshot), by node name."""
+
+    @abc.abstractmethod
+    def first_seen(self, node: str, kind: str, key: str) -> str | None:
+        """When plumb first observed e.g. ("update", "openssl=3.0.13-1") on a node."""
+
+    # --- Run Command -------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_command(self, command: CommandRecord, nodes: Iterable[str]) -> None:
+        """Record a command and one Pending invocation per node, atomically."""
+
+    @abc.abstractmethod
+    def update_invocation(self, command_id: str, node: str, *, status: str, status_details: str,
+                          response_code: int | None = None, message: str = "", started_at: str = "",
+                          finished_at: str = "") -> None: ...
+
+    @abc.abstractmethod
+    def add_step(self, command_id: str, node: str, step: StepRecord) -> None: ...
+
+    @abc.abstractmethod
+    def finish_command(self, command_id: str, status: str, status_details: str, finished_at: str) -> None: ...
+
+    @abc.abstractmethod
+    def get_command(self, command_id: str) -> CommandRecord | None: ...
+
+    @abc.abstractmethod
+    def list_commands(self, limit: int = 20) -> list[CommandRecord]: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,75 @@
+"""Schema migrations of the SQLite store, applied in order, each in its own transaction.
+
+Append only: never edit a migration that has shipped; add the next one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "inventory and Run Command", """
+        CREATE TABLE nodes (
+            name        TEXT PRIMARY KEY,
+            first_seen  TEXT NOT NULL,
+            last_seen   TEXT NOT NULL
+        );
+        CREATE TABLE inventory_snapshots (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            node         TEXT NOT NULL REFERENCES nodes(name),
+            captured_at  TEXT NOT NULL,
+            stored_at    TEXT NOT NULL,
+            fingerprint  TEXT NOT NULL,
+            document     TEXT NOT NULL
+        );
+        CREATE INDEX inventory_snapshots_node ON inventory_snapshots(node, id);
+        CREATE TABLE first_seen (
+            node   TEXT NOT NULL,
+            kind   TEXT NOT NULL,
+            key    TEXT NOT NULL,
+            seen   TEXT NOT NULL,
+            PRIMARY KEY (node, kind, key)
+        );
+        CREATE TABLE commands (
+            command_id      TEXT PRIMARY KEY,
+            document_name   TEXT NOT NULL,
+            document_hash   TEXT NOT NULL,
+            parameters      TEXT NOT NULL,
+            targets         TEXT NOT NULL,
+            max_concurrency TEXT NOT NULL,
+            max_errors      TEXT NOT NULL,
+            requested_at    TEXT NOT NULL,
+            status          TEXT NOT NULL,
+            status_details  TEXT NOT NULL,
+            finished_at     TEXT NOT NULL DEFAULT '',
+            target_count    INTEGER NOT NULL
+        );
+        CREATE TABLE invocations (
+            command_id     TEXT NOT NULL REFERENCES commands(command_id),
+            node           TEXT NOT NULL,
+            status         TEXT NOT NULL,
+            status_details TEXT NOT NULL,
+            response_code  INTEGER,
+            message        TEXT NOT NULL DEFAULT '',
+            started_at     TEXT NOT NULL DEFAULT '',
+            finished_at    TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (command_id, node)
+        );
+        CREATE TABLE invocation_steps (
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
+            command_id    TEXT NOT NULL,
+            node          TEXT NOT NULL,
+            name          TEXT NOT NULL,
+            action        TEXT NOT NULL,
+            status        TEXT NOT NULL,
+            response_code INTEGER,
+            stdout        TEXT NOT NULL,
+            stderr        TEXT NOT NULL,
+            full_stdout   TEXT,
+            full_stderr   TEXT,
+            changed       INTEGER,
+            details       TEXT NOT NULL,
+            started_at    TEXT NOT NULL,
+            finished_at   TEXT NOT NULL,
+            FOREIGN KEY (command_id, node) REFERENCES invocations(command_id, node)
+        );
+    """),
+]

@@ -1,0 +1,217 @@
+"""The embedded SQLite store (`sqlite:///.plumb/state.db`): WAL, migrations, durable writes.
+
+Each public write is one transaction, committed before the call returns, so a process
+killed at any point leaves every earlier write intact and nothing half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+from .base import CommandRecord, InventorySnapshot, InvocationRecord, StepRecord, Store, StoreError
+from .migrations import MIGRATIONS
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def path_of(url: str) -> str:
+    """`sqlite:///rel/path.db` → `rel/path.db`; `sqlite:////abs/path.db` → `/abs/path.db`."""
+    rest = url[len("sqlite://"):]
+    if not rest.startswith("/"):
+        raise StoreError(f"cannot read state URL '{url}': expected sqlite:///path/to/state.db")
+    path = rest[1:]
+    if not path:
+        raise StoreError(f"state URL '{url}' names no file")
+    return path
+
+
+class SQLiteStore(Store):
+    def __init__(self, connection: sqlite3.Connection, path: str):
+        self._db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, url: str) -> "SQLiteStore":
+        path = path_of(url)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the state store {path}: {exc}") from None
+        store = cls(db, path)
+        store._migrate()
+        return store
+
+    # --- plumbing ----------------------------------------------------------------------
+    def _migrate(self) -> None:
+        db = self._db
+        db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                   "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        done = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
+        for version, name, sql in MIGRATIONS:
+            if version in done:
+                continue
+            with self._tx():
+                for statement in filter(str.strip, sql.split(";")):
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name, utcnow()))
+        newest = max(v for v, _, _ in MIGRATIONS)
+        found = db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
+        if found > newest:
+            raise StoreError(f"the state store {self.path} was written by a newer plumb "
+                             f"(schema {found}, this plumb knows {newest})")
+
+    def _tx(self):
+        return _Transaction(self._db)
+
+    def schema_version(self) -> int:
+        return self._db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- inventory ---------------------------------------------------------------------
+    def save_inventory(self, node: str, document: dict) -> InventorySnapshot:
+        now = utcnow()
+        fingerprint = inventory_fingerprint(document)
+        captured = document.get("CaptureTime", now)
+        with self._tx():
+            self._db.execute("INSERT INTO nodes VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET last_seen=excluded.last_seen",
+                             (node, now, now))
+            cursor = self._db.execute(
+                "INSERT INTO inventory_snapshots (node, captured_at, stored_at, fingerprint, document) "
+                "VALUES (?, ?, ?, ?, ?)", (node, captured, now, fingerprint, json.dumps(document, sort_keys=True)))
+            self._db.executemany("INSERT OR IGNORE INTO first_seen VALUES (?, ?, ?, ?)",
+                                 [(node, kind, key, captured) for kind, key in _first_seen_keys(document)])
+        return InventorySnapshot(node, captured, now, fingerprint, document, cursor.lastrowid)
+
+    def latest_inventory(self, node: str) -> InventorySnapshot | None:
+        row = self._db.execute(
+            "SELECT id, captured_at, stored_at, fingerprint, document FROM inventory_snapshots "
+            "WHERE node = ? ORDER BY id DESC LIMIT 1", (node,)).fetchone()
+        if row is None:
+            return None
+        return InventorySnapshot(node, row[1], row[2], row[3], json.loads(row[4]), row[0])
+
+    def inventory_nodes(self) -> list[tuple[str, str]]:
+        rows = self._db.execute(
+            "SELECT node, captured_at FROM inventory_snapshots WHERE id IN "
+            "(SELECT MAX(id) FROM inventory_snapshots GROUP BY node) ORDER BY node")
+        return [(r[0], r[1]) for r in rows]
+
+    def first_seen(self, node: str, kind: str, key: str) -> str | None:
+        row = self._db.execute("SELECT seen FROM first_seen WHERE node=? AND kind=? AND key=?",
+                               (node, kind, key)).fetchone()
+        return row[0] if row else None
+
+    # --- Run Command -------------------------------------------------------------------
+    def create_command(self, command: CommandRecord, nodes: Iterable[str]) -> None:
+        nodes = list(nodes)
+        with self._tx():
+            self._db.execute(
+                "INSERT INTO commands VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (command.command_id, command.document_name, command.document_hash,
+                 json.dumps(command.parameters, sort_keys=True), json.dumps(command.targets),
+                 command.max_concurrency, command.max_errors, command.requested_at, command.status,
+                 command.status_details, command.finished_at, len(nodes)))
+            self._db.executemany(
+                "INSERT INTO invocations (command_id, node, status, status_details) VALUES (?, ?, 'Pending', 'Pending')",
+                [(command.command_id, n) for n in nodes])
+
+    def update_invocation(self, command_id, node, *, status, status_details, response_code=None, message="",
+                          started_at="", finished_at="") -> None:
+        with self._tx():
+            cursor = self._db.execute(
+                "UPDATE invocations SET status=?, status_details=?, response_code=COALESCE(?, response_code), "
+                "message=?, started_at=CASE WHEN ?='' THEN started_at ELSE ? END, "
+                "finished_at=CASE WHEN ?='' THEN finished_at ELSE ? END WHERE command_id=? AND node=?",
+                (status, status_details, response_code, message, started_at, started_at, finished_at,
+                 finished_at, command_id, node))
+            if cursor.rowcount != 1:
+                raise StoreError(f"no invocation of command {command_id} on node {node}")
+
+    def add_step(self, command_id: str, node: str, step: StepRecord) -> None:
+        with self._tx():
+            self._db.execute(
+                "INSERT INTO invocation_steps (command_id, node, name, action, status, response_code, stdout, "
+                "stderr, full_stdout, full_stderr, changed, details, started_at, finished_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (command_id, node, step.name, step.action, step.status, step.response_code, step.stdout,
+                 step.stderr, step.full_stdout, step.full_stderr,
+                 None if step.changed is None else int(step.changed), json.dumps(step.details, sort_keys=True),
+                 step.started_at, step.finished_at))
+
+    def finish_command(self, command_id: str, status: str, status_details: str, finished_at: str) -> None:
+        with self._tx():
+            self._db.execute("UPDATE commands SET status=?, status_details=?, finished_at=? WHERE command_id=?",
+                             (status, status_details, finished_at, command_id))
+
+    def get_command(self, command_id: str) -> CommandRecord | None:
+        row = self._db.execute("SELECT * FROM commands WHERE command_id = ?", (command_id,)).fetchone()
+        return self._command(row, with_invocations=True) if row else None
+
+    def list_commands(self, limit: int = 20) -> list[CommandRecord]:
+        rows = self._db.execute("SELECT * FROM commands ORDER BY requested_at DESC, rowid DESC LIMIT ?", (limit,))
+        return [self._command(r, with_invocations=False) for r in rows.fetchall()]
+
+    def _command(self, row, with_invocations: bool) -> CommandRecord:
+        invocations = self._invocations(row[0]) if with_invocations else ()
+        return CommandRecord(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]), row[5], row[6],
+                             row[7], row[8], row[9], row[10], row[11], invocations)
+
+    def _invocations(self, command_id: str) -> tuple[InvocationRecord, ...]:
+        steps: dict[str, list[StepRecord]] = {}
+        for r in self._db.execute("SELECT node, name, action, status, response_code, stdout, stderr, full_stdout, "
+                                  "full_stderr, changed, details, started_at, finished_at FROM invocation_steps "
+                                  "WHERE command_id = ? ORDER BY id", (command_id,)):
+            steps.setdefault(r[0], []).append(StepRecord(
+                r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], None if r[9] is None else bool(r[9]),
+                json.loads(r[10]), r[11], r[12]))
+        rows = self._db.execute("SELECT node, status, status_details, response_code, message, started_at, "
+                                "finished_at FROM invocations WHERE command_id = ? ORDER BY node", (command_id,))
+        return tuple(InvocationRecord(command_id, r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(steps.get(r[0], ())))
+                     for r in rows)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error (the connection is in autocommit mode)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False
+
+
+def inventory_fingerprint(document: dict) -> str:
+    """sha256 of the per-type content hashes: changes exactly when observed content changes."""
+    types = document.get("Types", {})
+    parts = [f"{name}={types[name].get('Status')}:{types[name].get('ContentHash', '')}" for name in sorted(types)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _first_seen_keys(document: dict):
+    """("package", "name=version") for installed packages, ("update", ...) for candidates."""
+    types = document.get("Types", {})
+    for entry in types.get("AWS:Application", {}).get("Content", ()) or ():
+        if entry.get("Name") and entry.get("Version"):
+            yield "package", f"{entry['Name']}={entry['Version']}"
+    for entry in types.get("plumb:AvailableUpdate", {}).get("Content", ()) or ():
+        if entry.get("Name") and entry.get("CandidateVersion"):
+            yield "update", f"{entry['Name']}={entry['CandidateVersion']}"

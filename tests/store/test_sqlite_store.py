@@ -1,0 +1,116 @@
+"""The SQLite store on a real database file: migrations, WAL, inventory, Run Command records."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from reconciler.store import CommandRecord, StepRecord, StoreError, open_store
+from reconciler.store.sqlite import inventory_fingerprint
+
+
+def _doc(version="1.0", update="1.1"):
+    return {
+        "SchemaVersion": "1.0", "AgentVersion": "0.1.0", "CaptureTime": "2026-11-22T10:00:00Z",
+        "Node": {"ComputerName": "web-1"},
+        "Types": {
+            "AWS:Application": {"Status": "ok", "ContentHash": f"h-{version}",
+                                "Content": [{"Name": "nginx", "Version": version}]},
+            "plumb:AvailableUpdate": {"Status": "ok", "ContentHash": f"u-{update}",
+                                      "Content": [{"Name": "nginx", "CandidateVersion": update}]},
+        },
+    }
+
+
+@pytest.fixture
+def store(tmp_path):
+    with open_store(f"sqlite:///{tmp_path}/state.db") as s:
+        yield s
+
+
+def test_creates_database_with_wal_and_migrations(tmp_path):
+    path = tmp_path / "sub" / "state.db"
+    store = open_store(f"sqlite:///{path}")
+    version = store.schema_version()
+    assert version >= 1
+    store.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert open_store(f"sqlite:///{path}").schema_version() == version  # idempotent
+
+
+def test_refuses_a_database_from_a_newer_plumb(tmp_path):
+    path = tmp_path / "state.db"
+    open_store(f"sqlite:///{path}").close()
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO schema_migrations VALUES (999, 'future', 'now')")
+    db.commit()
+    with pytest.raises(StoreError, match="newer plumb"):
+        open_store(f"sqlite:///{path}")
+
+
+def test_bad_urls_are_clear_errors():
+    with pytest.raises(StoreError, match="expected sqlite:///"):
+        open_store("mysql://x")
+    with pytest.raises(StoreError, match="not available yet"):
+        open_store("postgresql://localhost/plumb")
+
+
+def test_inventory_roundtrip_and_latest(store):
+    first = store.save_inventory("web-1", _doc("1.0"))
+    second = store.save_inventory("web-1", _doc("1.2"))
+    latest = store.latest_inventory("web-1")
+    assert latest.snapshot_id == second.snapshot_id != first.snapshot_id
+    assert latest.document["Types"]["AWS:Application"]["Content"][0]["Version"] == "1.2"
+    assert store.latest_inventory("nope") is None
+    assert store.inventory_nodes() == [("web-1", "2026-11-22T10:00:00Z")]
+
+
+def test_fingerprint_follows_content_not_capture_time():
+    a, b = _doc(), _doc()
+    b["CaptureTime"] = "2030-01-01T00:00:00Z"
+    assert inventory_fingerprint(a) == inventory_fingerprint(b)
+    assert inventory_fingerprint(a) != inventory_fingerprint(_doc("2.0"))
+
+
+def test_first_seen_keeps_the_first_observation(store):
+    store.save_inventory("web-1", _doc(update="1.1"))
+    later = _doc(update="1.1")
+    later["CaptureTime"] = "2026-12-01T00:00:00Z"
+    store.save_inventory("web-1", later)
+    assert store.first_seen("web-1", "update", "nginx=1.1") == "2026-11-22T10:00:00Z"
+    assert store.first_seen("web-1", "package", "nginx=1.0") == "2026-11-22T10:00:00Z"
+    assert store.first_seen("web-2", "update", "nginx=1.1") is None
+
+
+def test_command_invocations_and_steps(store):
+    command = CommandRecord("c-1", "AWS-RunShellScript", "abc", {"commands": ["uptime"]}, ["tag:role=web"],
+                            "50%", "0", "2026-11-22T10:00:00Z")
+    store.create_command(command, ["web-1", "web-2"])
+    store.update_invocation("c-1", "web-1", status="InProgress", status_details="InProgress",
+                            started_at="2026-11-22T10:00:01Z")
+    store.add_step("c-1", "web-1", StepRecord("run", "aws:runShellScript", "Success", 0, "ok\n", "",
+                                              started_at="t0", finished_at="t1", details={"a": 1}))
+    store.update_invocation("c-1", "web-1", status="Success", status_details="Success", response_code=0,
+                            finished_at="2026-11-22T10:00:02Z")
+    store.update_invocation("c-1", "web-2", status="Failed", status_details="Undeliverable",
+                            message="web-2: unreachable")
+    store.finish_command("c-1", "Success", "Success", "2026-11-22T10:00:03Z")
+    got = store.get_command("c-1")
+    assert got.status == "Success" and got.target_count == 2
+    web1, web2 = got.invocations
+    assert web1.started_at == "2026-11-22T10:00:01Z" and web1.response_code == 0
+    assert web1.steps[0].stdout == "ok\n" and web1.steps[0].details == {"a": 1}
+    assert web2.status_details == "Undeliverable" and web2.message == "web-2: unreachable"
+    assert [c.command_id for c in store.list_commands()] == ["c-1"]
+    with pytest.raises(StoreError):
+        store.update_invocation("c-1", "nope", status="Success", status_details="Success")
+
+
+def test_writes_are_durable_across_connections(tmp_path):
+    url = f"sqlite:///{tmp_path}/state.db"
+    writer = open_store(url)
+    writer.save_inventory("web-1", _doc())
+    reader = open_store(url)  # a second process would see the same
+    assert reader.latest_inventory("web-1") is not None
