@@ -170,5 +170,4 @@ def _echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+from . import cli_ops  # noqa: E402,F401  (registers the operator commands on `main`)

@@ -18,7 +18,7 @@ HOMES = {
     "jsonschema": ("reconciler.schema",),
     "referencing": ("reconciler.schema",),
     "jinja2": ("reconciler.templating",),
-    "click": ("reconciler.cli",),
+    "click": ("reconciler.cli", "reconciler.cli_ops"),
     "asyncssh": ("reconciler.transport.ssh",),
     "deepdiff": ("reconciler.diff",),
     "watchdog": ("reconciler.watch",),
