@@ -18,7 +18,7 @@ HOMES = {
     "jsonschema": ("reconciler.schema",),
     "referencing": ("reconciler.schema",),
     "jinja2": ("reconciler.templating",),
-    "click": ("reconciler.cli", "reconciler.cli_ops"),
+    "click": ("reconciler.cli", "reconciler.cli_ops", "reconciler.cli_plan"),
     "asyncssh": ("reconciler.transport.ssh",),
     "deepdiff": ("reconciler.diff",),
     "watchdog": ("reconciler.watch",),
@@ -60,5 +60,6 @@ def test_controller_imports_only_declared_dependencies():
     allowed = set(sys.stdlib_module_names) | set(HOMES) | {"reconciler"}
     strays = []
     for path in (REPO / "reconciler").rglob("*.py"):
-        strays += [f"{path.relative_to(REPO)}: {n}" for n in _imports(path) if n not in allowed]
+        extra = {"agent"} if path.name == "versions.py" else set()  # the one declared exception
+        strays += [f"{path.relative_to(REPO)}: {n}" for n in _imports(path) if n not in allowed | extra]
     assert not strays, "\n".join(strays)

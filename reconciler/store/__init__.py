@@ -6,7 +6,8 @@ later release, `postgresql://...`. Callers (CLI, engine) talk to the `Store` int
 
 from __future__ import annotations
 
-from .base import CommandRecord, InventorySnapshot, InvocationRecord, StepRecord, Store, StoreError
+from .base import (AppliedRecord, CommandRecord, ComplianceItem, InventorySnapshot, InvocationRecord, ResourceEvent,
+                   StepRecord, Store, StoreError)
 
 
 def open_store(url: str) -> Store:
@@ -20,4 +21,4 @@ def open_store(url: str) -> Store:
 
 
 __all__ = ["open_store", "Store", "StoreError", "CommandRecord", "InvocationRecord", "StepRecord",
-           "InventorySnapshot"]
+           "InventorySnapshot", "AppliedRecord", "ResourceEvent", "ComplianceItem"]

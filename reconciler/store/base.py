@@ -71,6 +71,47 @@ class CommandRecord:
     invocations: tuple[InvocationRecord, ...] = ()
 
 
+@dataclass(frozen=True)
+class AppliedRecord:
+    """Last-applied state of one resource on one node, with its provenance."""
+
+    node: str
+    address: str
+    desired_hash: str
+    observed_hash: str
+    applied_at: str
+    git_revision: str
+    association: str
+    source: str  # manifest file:line
+
+
+@dataclass(frozen=True)
+class ResourceEvent:
+    """One line of a resource's history: drift_detected | changed | corrected | failed."""
+
+    node: str
+    address: str
+    event: str
+    at: str
+    git_revision: str
+    association: str
+    source: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ComplianceItem:
+    node: str
+    compliance_type: str  # Association | Patch | Custom:...
+    item_id: str
+    status: str  # COMPLIANT | NON_COMPLIANT
+    severity: str
+    execution_id: str
+    execution_time: str
+    title: str = ""
+    details: dict = field(default_factory=dict)
+
+
 class Store(abc.ABC):
     """Everything the controller persists. Every write is durable when the call returns."""
 
@@ -110,6 +151,34 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_commands(self, limit: int = 20) -> list[CommandRecord]: ...
+
+    # --- reconcile ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def last_applied(self, node: str) -> dict[str, AppliedRecord]: ...
+
+    @abc.abstractmethod
+    def record_applied(self, records: Iterable[AppliedRecord], events: Iterable[ResourceEvent] = ()) -> None:
+        """Last-applied state and its history events, in one transaction."""
+
+    @abc.abstractmethod
+    def record_events(self, events: Iterable[ResourceEvent]) -> None: ...
+
+    @abc.abstractmethod
+    def resource_events(self, node: str, limit: int = 1000) -> list[ResourceEvent]: ...
+
+    @abc.abstractmethod
+    def put_compliance(self, node: str, compliance_type: str, items: Iterable[ComplianceItem]) -> None:
+        """Replace the node's items of that type (SSM's UploadType COMPLETE) and keep history."""
+
+    @abc.abstractmethod
+    def compliance(self, compliance_type: str | None = None) -> list[ComplianceItem]: ...
+
+    @abc.abstractmethod
+    def acquire_lease(self, node: str, owner: str, ttl_seconds: int) -> str | None:
+        """Take the node for `owner`; returns None on success, else who holds it."""
+
+    @abc.abstractmethod
+    def release_lease(self, node: str, owner: str) -> None: ...
 
     @abc.abstractmethod
     def close(self) -> None: ...

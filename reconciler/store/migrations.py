@@ -72,4 +72,59 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             FOREIGN KEY (command_id, node) REFERENCES invocations(command_id, node)
         );
     """),
+    (2, "last-applied state, executions, compliance, node leases", """
+        CREATE TABLE last_applied (
+            node           TEXT NOT NULL,
+            address        TEXT NOT NULL,
+            desired_hash   TEXT NOT NULL,
+            observed_hash  TEXT NOT NULL,
+            applied_at     TEXT NOT NULL,
+            git_revision   TEXT NOT NULL,
+            association    TEXT NOT NULL,
+            source         TEXT NOT NULL,
+            PRIMARY KEY (node, address)
+        );
+        CREATE TABLE resource_events (
+            id             INTEGER PRIMARY KEY AUTOINCREMENT,
+            node           TEXT NOT NULL,
+            address        TEXT NOT NULL,
+            event          TEXT NOT NULL,
+            at             TEXT NOT NULL,
+            git_revision   TEXT NOT NULL,
+            association    TEXT NOT NULL,
+            source         TEXT NOT NULL,
+            detail         TEXT NOT NULL
+        );
+        CREATE INDEX resource_events_node ON resource_events(node, id);
+        CREATE TABLE compliance (
+            node           TEXT NOT NULL,
+            compliance_type TEXT NOT NULL,
+            item_id        TEXT NOT NULL,
+            status         TEXT NOT NULL,
+            severity       TEXT NOT NULL,
+            execution_id   TEXT NOT NULL,
+            execution_time TEXT NOT NULL,
+            title          TEXT NOT NULL,
+            details        TEXT NOT NULL,
+            PRIMARY KEY (node, compliance_type, item_id)
+        );
+        CREATE TABLE compliance_history (
+            id             INTEGER PRIMARY KEY AUTOINCREMENT,
+            node           TEXT NOT NULL,
+            compliance_type TEXT NOT NULL,
+            item_id        TEXT NOT NULL,
+            status         TEXT NOT NULL,
+            severity       TEXT NOT NULL,
+            execution_id   TEXT NOT NULL,
+            execution_time TEXT NOT NULL
+        );
+        CREATE TABLE leases (
+            node        TEXT PRIMARY KEY,
+            owner       TEXT NOT NULL,
+            pid         INTEGER NOT NULL,
+            host        TEXT NOT NULL,
+            acquired_at TEXT NOT NULL,
+            expires_at  TEXT NOT NULL
+        );
+    """),
 ]

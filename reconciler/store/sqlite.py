@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable
 
-from .base import CommandRecord, InventorySnapshot, InvocationRecord, StepRecord, Store, StoreError
+from .base import (AppliedRecord, CommandRecord, ComplianceItem, InventorySnapshot, InvocationRecord, ResourceEvent,
+                   StepRecord, Store, StoreError)
 from .migrations import MIGRATIONS
 
 
@@ -32,7 +33,100 @@ def path_of(url: str) -> str:
     return path
 
 
-class SQLiteStore(Store):
+class _ReconcileRecords:
+    """Last-applied state, resource history, compliance and node leases (mixed into SQLiteStore)."""
+
+    _db: sqlite3.Connection
+
+    def last_applied(self, node: str) -> dict[str, AppliedRecord]:
+        rows = self._db.execute("SELECT node, address, desired_hash, observed_hash, applied_at, git_revision, "
+                                "association, source FROM last_applied WHERE node = ?", (node,))
+        return {r[1]: AppliedRecord(*r) for r in rows}
+
+    def record_applied(self, records, events=()) -> None:
+        with _Transaction(self._db):
+            self._db.executemany(
+                "INSERT INTO last_applied VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(node, address) DO UPDATE SET "
+                "desired_hash=excluded.desired_hash, observed_hash=excluded.observed_hash, "
+                "applied_at=excluded.applied_at, git_revision=excluded.git_revision, "
+                "association=excluded.association, source=excluded.source",
+                [(r.node, r.address, r.desired_hash, r.observed_hash, r.applied_at, r.git_revision, r.association,
+                  r.source) for r in records])
+            self._insert_events(events)
+
+    def record_events(self, events) -> None:
+        with _Transaction(self._db):
+            self._insert_events(events)
+
+    def _insert_events(self, events) -> None:
+        self._db.executemany(
+            "INSERT INTO resource_events (node, address, event, at, git_revision, association, source, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(e.node, e.address, e.event, e.at, e.git_revision, e.association, e.source, e.detail) for e in events])
+
+    def resource_events(self, node: str, limit: int = 1000) -> list[ResourceEvent]:
+        rows = self._db.execute("SELECT node, address, event, at, git_revision, association, source, detail FROM "
+                                "resource_events WHERE node = ? ORDER BY id LIMIT ?", (node, limit))
+        return [ResourceEvent(*r) for r in rows]
+
+    def put_compliance(self, node: str, compliance_type: str, items) -> None:
+        items = list(items)
+        with _Transaction(self._db):
+            self._db.execute("DELETE FROM compliance WHERE node = ? AND compliance_type = ?", (node, compliance_type))
+            self._db.executemany(
+                "INSERT INTO compliance VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(i.node, i.compliance_type, i.item_id, i.status, i.severity, i.execution_id, i.execution_time,
+                  i.title, json.dumps(i.details, sort_keys=True)) for i in items])
+            self._db.executemany(
+                "INSERT INTO compliance_history (node, compliance_type, item_id, status, severity, execution_id, "
+                "execution_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(i.node, i.compliance_type, i.item_id, i.status, i.severity, i.execution_id, i.execution_time)
+                 for i in items])
+
+    def compliance(self, compliance_type: str | None = None) -> list[ComplianceItem]:
+        query = "SELECT * FROM compliance" + (" WHERE compliance_type = ?" if compliance_type else "")
+        rows = self._db.execute(query + " ORDER BY node, compliance_type, item_id",
+                                (compliance_type,) if compliance_type else ())
+        return [ComplianceItem(*r[:8], details=json.loads(r[8])) for r in rows]
+
+    def acquire_lease(self, node: str, owner: str, ttl_seconds: int) -> str | None:
+        import os
+        import socket
+
+        now = datetime.now(timezone.utc)
+        expires = (now + timedelta(seconds=ttl_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        host = socket.gethostname()
+        with _Transaction(self._db):
+            row = self._db.execute("SELECT owner, pid, host, expires_at FROM leases WHERE node = ?", (node,)).fetchone()
+            if row and row[0] != owner and not _lease_is_stale(row, host, now):
+                return f"{row[0]} (pid {row[1]} on {row[2]}, until {row[3]})"
+            self._db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?)",
+                             (node, owner, os.getpid(), host, utcnow(), expires))
+        return None
+
+    def release_lease(self, node: str, owner: str) -> None:
+        with _Transaction(self._db):
+            self._db.execute("DELETE FROM leases WHERE node = ? AND owner = ?", (node, owner))
+
+
+def _lease_is_stale(row, host: str, now: datetime) -> bool:
+    """Expired, or held by a process on this host that no longer exists (e.g. killed with SIGKILL)."""
+    import os
+
+    owner, pid, lease_host, expires_at = row
+    if expires_at < now.strftime("%Y-%m-%dT%H:%M:%SZ"):
+        return True
+    if lease_host == host:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    return False
+
+
+class SQLiteStore(_ReconcileRecords, Store):
     def __init__(self, connection: sqlite3.Connection, path: str):
         self._db = connection
         self.path = path

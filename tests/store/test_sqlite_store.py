@@ -114,3 +114,32 @@ def test_writes_are_durable_across_connections(tmp_path):
     writer.save_inventory("web-1", _doc())
     reader = open_store(url)  # a second process would see the same
     assert reader.latest_inventory("web-1") is not None
+
+
+def test_last_applied_events_and_compliance(store):
+    from reconciler.store import AppliedRecord, ComplianceItem, ResourceEvent
+
+    record = AppliedRecord("web-1", "files:/etc/motd", "d1", "o1", "2026-11-22T10:00:00Z", "abc123", "motd",
+                           "manifests/a.yaml:12")
+    event = ResourceEvent("web-1", "files:/etc/motd", "changed", "2026-11-22T10:00:00Z", "abc123", "motd",
+                          "manifests/a.yaml:12", "content")
+    store.record_applied([record], [event])
+    store.record_applied([AppliedRecord(**{**record.__dict__, "desired_hash": "d2"})])
+    assert store.last_applied("web-1")["files:/etc/motd"].desired_hash == "d2"
+    assert store.resource_events("web-1") == [event]
+    item = ComplianceItem("web-1", "Association", "motd", "COMPLIANT", "HIGH", "e1", "2026-11-22T10:00:00Z",
+                          "motd", {"resources": 3})
+    store.put_compliance("web-1", "Association", [item])
+    store.put_compliance("web-1", "Association", [ComplianceItem(**{**item.__dict__, "status": "NON_COMPLIANT"})])
+    (current,) = store.compliance("Association")
+    assert current.status == "NON_COMPLIANT" and current.details == {"resources": 3}
+
+
+def test_leases_exclude_a_second_owner_but_not_a_dead_one(store):
+    assert store.acquire_lease("web-1", "run-a", 60) is None
+    assert store.acquire_lease("web-1", "run-a", 60) is None  # re-entrant for the same owner
+    assert "run-a" in store.acquire_lease("web-1", "run-b", 60)
+    store.release_lease("web-1", "run-a")
+    assert store.acquire_lease("web-1", "run-b", 60) is None
+    store._db.execute("UPDATE leases SET pid = 999999999")  # a holder that no longer exists
+    assert store.acquire_lease("web-1", "run-c", 60) is None

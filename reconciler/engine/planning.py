@@ -1,0 +1,70 @@
+"""Planning at the edge: observe the nodes, read the store, then call the pure planner.
+
+Observe first (one agent session per node, bounded concurrency), then compile and plan
+each node with the last-applied state from the store and the windows' state at `now`.
+With `offline=True` nothing is contacted: the stored inventory is used and its age shown.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Sequence
+
+from .. import windows as window_state
+from ..compile import Resolver, compile_node, facts_from_inventory, model_resolver
+from ..kinds.node import Node
+from ..model import Model
+from ..plan import LastApplied, plan_node, unreachable
+from ..planmodel import FORMAT_VERSION, NodePlan, Plan
+from ..store import Store
+from ..transport import TransportError, for_each_node
+from . import gitinfo
+from .inventory import collect_one, request_for
+
+
+def windows_at(model: Model, now: datetime, ignore: bool = False) -> dict:
+    if ignore:
+        return {}
+    return {w.name: window_state.state(w, now) for w in model.maintenance_windows}
+
+
+async def observe(model: Model, nodes: Sequence[Node], store: Store, *, offline: bool, limit: int = 64) -> dict:
+    """node name → (inventory document | None, error). Fresh inventory is stored as a snapshot."""
+    if offline:
+        found = {}
+        for node in nodes:
+            snapshot = store.latest_inventory(node.name)
+            found[node.name] = (snapshot, "" if snapshot else "no stored inventory (offline plan)")
+        return found
+
+    async def one(node: Node):
+        document = await collect_one(node, request_for(model, node))
+        return store.save_inventory(node.name, document)
+
+    results = await for_each_node(nodes, one, limit=limit)
+    return {node.name: (r, "") if not isinstance(r, TransportError) else (None, str(r))
+            for node, r in zip(nodes, results)}
+
+
+def last_applied_of(store: Store, node: str) -> dict[str, LastApplied]:
+    return {address: LastApplied(r.desired_hash, r.observed_hash, r.applied_at, r.git_revision)
+            for address, r in store.last_applied(node).items()}
+
+
+def build_plan(model: Model, nodes: Sequence[Node], observed: dict, store: Store, *, now: datetime,
+               resolver: Resolver | None = None, ignore_windows: bool = False) -> Plan:
+    resolver = resolver or model_resolver(model)
+    windows = windows_at(model, now, ignore_windows)
+    node_plans: list[NodePlan] = []
+    problems: list[str] = []
+    for node in nodes:
+        snapshot, error = observed[node.name]
+        if snapshot is None:
+            node_plans.append(unreachable(node.name, error))
+            continue
+        desired = compile_node(model, node, facts_from_inventory(snapshot.document), resolver)
+        problems.extend(d.render() for d in desired.diagnostics)
+        node_plans.append(plan_node(desired, snapshot.document, last_applied_of(store, node.name), windows,
+                                    fingerprint=snapshot.fingerprint, inventory_time=snapshot.captured_at))
+    return Plan(FORMAT_VERSION, now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), model.root,
+                gitinfo.revision(model.root), tuple(node_plans), tuple(problems))

@@ -1,0 +1,310 @@
+"""Reconcile: apply a plan's corrective changes, verify them, and record everything.
+
+For each association (manifest order) its changing resources are applied on its nodes
+with the association's rate controls (SSM semantics), one agent session per node, while
+holding the node's lease so two reconciles never act on one node at once. onChange
+actions (restart/reload) run only for files whose step reported a change. Then every
+touched node is observed again and re-planned: each resource is reported converged or
+not; last-applied state, history events and Association compliance are recorded, each
+tagged with the git revision and the manifest file:line it came from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Sequence
+
+from ..compile import DesiredResource, Resolver, compile_node, facts_from_inventory, model_resolver
+from ..kinds.node import Node
+from ..model import Model
+from ..plan import observe as observe_resource
+from ..plan import plan_node, step_for, step_name
+from ..planmodel import Classification, NodePlan, Plan, ResourcePlan
+from ..ratecontrol import RateController
+from ..statuses import Details
+from ..store import AppliedRecord, ComplianceItem, ResourceEvent, Store
+from ..store.sqlite import utcnow
+from ..transport import TransportError, session_for
+from .inventory import collect_one, request_for
+from .planning import last_applied_of, windows_at
+
+LEASE_SECONDS = 3600
+
+
+@dataclass
+class NodeOutcome:
+    node: str
+    applied: list[str] = field(default_factory=list)  # addresses whose step succeeded
+    failed: dict[str, str] = field(default_factory=dict)  # address → why
+    converged: dict[str, bool] = field(default_factory=dict)  # address → verified after apply
+    error: str = ""  # the node could not be worked on (lease, transport)
+    skipped: bool = False
+
+
+@dataclass
+class ReconcileResult:
+    run_id: str
+    plan: Plan
+    outcomes: dict[str, NodeOutcome]
+    final: dict[str, NodePlan]  # re-plan after apply, per touched node
+
+    @property
+    def ok(self) -> bool:
+        return all(not o.error and not o.failed and all(o.converged.values()) for o in self.outcomes.values())
+
+
+Event = Callable[[str, str, str], None]  # (kind, node, message)
+
+
+async def reconcile(model: Model, nodes: Sequence[Node], plan: Plan, store: Store, *, now: datetime,
+                    resolver: Resolver | None = None, ignore_windows: bool = False,
+                    on_event: Event = lambda kind, node, message: None) -> ReconcileResult:
+    resolver = resolver or model_resolver(model)
+    run_id = str(uuid.uuid4())
+    owner = f"reconcile-{run_id}"
+    by_name = {n.name: n for n in nodes}
+    outcomes = {p.node: NodeOutcome(p.node) for p in plan.nodes if p.reachable}
+    touched = [p for p in plan.nodes if p.reachable and p.changes]
+    for association in model.associations:
+        work = [(by_name[p.node], [r for r in p.changes if r.association == association.name])
+                for p in touched]
+        work = [(node, resources) for node, resources in work if resources]
+        if work:
+            await _apply_association(model, association, work, store, owner, resolver, outcomes, on_event)
+    final = await _verify(model, [by_name[p.node] for p in plan.nodes if p.reachable], store, now, resolver,
+                          ignore_windows, outcomes, on_event)
+    _record(model, plan, final, outcomes, store, run_id, now, ignore_windows)
+    return ReconcileResult(run_id, plan, outcomes, final)
+
+
+async def _apply_association(model, association, work, store, owner, resolver, outcomes, on_event):
+    control = RateController.from_strings(len(work), association.max_concurrency, association.max_errors)
+    pending = list(work)
+    running: set[asyncio.Task] = set()
+    while pending or running:
+        while pending and control.may_start():
+            control.started()
+            node, resources = pending.pop(0)
+            running.add(asyncio.create_task(
+                _apply_node(model, node, resources, store, owner, resolver, outcomes[node.name], control, on_event)))
+        if not running:
+            break
+        done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    for node, resources in pending:  # MaxErrors exceeded: not attempted
+        outcome = outcomes[node.name]
+        for r in resources:
+            outcome.failed[r.address] = f"not applied: association {association.name} exceeded maxErrors"
+        on_event("terminated", node.name, f"{association.name}: not applied (maxErrors exceeded)")
+
+
+async def _apply_node(model, node, resources: list[ResourcePlan], store, owner, resolver, outcome, control,
+                      on_event):
+    holder = store.acquire_lease(node.name, owner, LEASE_SECONDS)
+    if holder is not None:
+        outcome.error = f"another reconcile holds this node: {holder}"
+        control.finished(Details.UNDELIVERABLE, acknowledged=False)
+        on_event("locked", node.name, outcome.error)
+        return
+    details = Details.FAILED
+    try:
+        document = _document(model, node, resources, resolver, store)
+        session = session_for(node)
+        try:
+            await session.open()
+            control.acknowledged()
+            changed = await _run_document(session, document, resources, outcome, on_event, node)
+            await _run_handlers(session, resources, changed, outcome, on_event, node)
+            details = Details.FAILED if outcome.failed else Details.SUCCESS
+        finally:
+            await session.close()
+    except TransportError as exc:
+        outcome.error = str(exc)
+        for r in resources:
+            outcome.failed.setdefault(r.address, str(exc))
+        on_event("failed", node.name, str(exc))
+        details = Details.FAILED if exc.reason.value not in ("unreachable",) else Details.UNDELIVERABLE
+    except _ApplyError as exc:
+        for r in resources:
+            outcome.failed.setdefault(r.address, str(exc))
+        on_event("failed", node.name, str(exc))
+    finally:
+        store.release_lease(node.name, owner)
+    control.finished(details, acknowledged=True)
+
+
+class _ApplyError(Exception):
+    pass
+
+
+def _document(model, node, resources: list[ResourcePlan], resolver, store) -> dict:
+    """The corrective steps for these resources, with secret contents rendered now (never stored)."""
+    wanted = {r.address for r in resources}
+    snapshot = store.latest_inventory(node.name)
+    desired = compile_node(model, node, facts_from_inventory(snapshot.document if snapshot else None), resolver)
+    if desired.diagnostics:
+        raise _ApplyError(desired.diagnostics[0].render())
+    steps = []
+    for resource in desired.resources:
+        if resource.address not in wanted:
+            continue
+        step = step_for(resource)
+        if resource.sensitive and "contentSha256" in step["inputs"]:
+            inputs = dict(step["inputs"])
+            del inputs["contentSha256"]
+            inputs["contentBase64"] = base64.b64encode(bytes(resource.spec["content"])).decode()
+            step = {**step, "inputs": inputs}
+        steps.append(step)
+    return {"schemaVersion": "2.2", "description": f"plumb reconcile on {node.name}", "mainSteps": steps}
+
+
+async def _run_document(session, document, resources, outcome, on_event, node) -> set[str]:
+    """Run the steps; returns the step names that reported a change."""
+    names = {step_name(r.address): r for r in resources}
+    changed: set[str] = set()
+
+    def on_agent(event: dict) -> None:
+        if event.get("event") != "step_finished":
+            return
+        resource = names.get(event.get("step"))
+        if resource is None:
+            return
+        if event.get("status") == "Success":
+            outcome.applied.append(resource.address)
+            if event.get("changed"):
+                changed.add(event["step"])
+            on_event("applied", node.name, f"{resource.action.symbol} {resource.address}"
+                     + ("" if event.get("changed") else " (already in place)"))
+        else:
+            why = (event.get("details") or {}).get("error") or event.get("stderr") or event.get("status")
+            outcome.failed[resource.address] = str(why).strip()[:500]
+            on_event("failed", node.name, f"{resource.address}: {outcome.failed[resource.address]}")
+
+    if document["mainSteps"]:
+        await session.execute({"document": document, "parameters": {}}, on_event=on_agent)
+    return changed
+
+
+async def _run_handlers(session, resources, changed: set[str], outcome, on_event, node) -> None:
+    """onChange actions of the files that changed, each service once, restart winning over reload."""
+    wanted: dict[str, str] = {}
+    for resource in resources:
+        if step_name(resource.address) in changed:
+            for trigger in resource.triggers:
+                verb, _, service = trigger.partition(":")
+                if wanted.get(service) != "restart":
+                    wanted[service] = verb
+    if not wanted:
+        return
+    steps = [{"action": "plumb:service", "name": f"onChange_{verb}_{service}"[:128],
+              "inputs": {"name": service, "ensure": "restarted" if verb == "restart" else "reloaded"}}
+             for service, verb in wanted.items()]
+
+    def on_agent(event: dict) -> None:
+        if event.get("event") == "step_finished":
+            ok = event.get("status") == "Success"
+            on_event("handler" if ok else "failed", node.name, f"{event.get('step')}: {event.get('status')}")
+            if not ok:
+                outcome.failed[f"handler:{event.get('step')}"] = str((event.get("details") or {}).get("error")
+                                                                     or event.get("stderr") or "failed")
+
+    await session.execute({"document": {"schemaVersion": "2.2", "mainSteps": steps}, "parameters": {}},
+                          on_event=on_agent)
+
+
+async def _verify(model, nodes, store, now, resolver, ignore_windows, outcomes, on_event) -> dict[str, NodePlan]:
+    """Observe the touched nodes again and re-plan them: did each change converge?"""
+    touched = [n for n in nodes if outcomes[n.name].applied or outcomes[n.name].failed]
+    final: dict[str, NodePlan] = {}
+    windows = windows_at(model, now, ignore_windows)
+    for node in touched:
+        try:
+            document = await collect_one(node, request_for(model, node))
+        except TransportError as exc:
+            outcomes[node.name].error = outcomes[node.name].error or f"could not verify: {exc}"
+            continue
+        snapshot = store.save_inventory(node.name, document)
+        desired = compile_node(model, node, facts_from_inventory(document), resolver)
+        replanned = plan_node(desired, document, last_applied_of(store, node.name), windows,
+                              fingerprint=snapshot.fingerprint, inventory_time=snapshot.captured_at)
+        final[node.name] = replanned
+        state = {r.address: r for r in replanned.resources}
+        for address in outcomes[node.name].applied:
+            ok = state.get(address) is not None and state[address].classification is Classification.IN_SYNC
+            outcomes[node.name].converged[address] = ok
+            if not ok:
+                on_event("not-converged", node.name, f"{address}: {state[address].reason if address in state else 'gone'}")
+    return final
+
+
+def _record(model, plan, final, outcomes, store, run_id, now, ignore_windows) -> None:
+    """Last-applied state, history events and Association compliance, per node."""
+    at = utcnow()
+    revision = plan.git_revision
+    for node_plan in plan.nodes:
+        if not node_plan.reachable:
+            continue
+        current = final.get(node_plan.node, node_plan)
+        outcome = outcomes[node_plan.node]
+        records, events = [], []
+        before = {r.address: r for r in node_plan.resources}
+        node = model.node(node_plan.node)
+        desired = {d.address: d for d in _desired_for(model, node, store)} if node else {}
+        for resource in current.resources:
+            source = f"{resource.source.file}:{resource.source.line}"
+            planned = before.get(resource.address)
+            if resource.classification is Classification.IN_SYNC and resource.address in desired:
+                observed_hash = _observed_hash(desired[resource.address], store, node_plan.node)
+                records.append(AppliedRecord(node_plan.node, resource.address, desired[resource.address].desired_hash(),
+                                             observed_hash, at, revision, resource.association, source))
+            if planned is not None and planned.will_change:
+                kind = ("corrected" if planned.classification.drifted else "changed") \
+                    if outcome.converged.get(resource.address) else "failed"
+                detail = outcome.failed.get(resource.address, planned.reason)
+                if ignore_windows and planned.window:
+                    detail += f" (applied with --ignore-windows outside window {planned.window})"
+                if planned.classification.drifted:
+                    events.append(ResourceEvent(node_plan.node, resource.address, "drift_detected",
+                                                plan.created_at, revision, resource.association, source,
+                                                planned.reason))
+                events.append(ResourceEvent(node_plan.node, resource.address, kind, at, revision,
+                                            resource.association, source, detail))
+        store.record_applied(records, events)
+        store.put_compliance(node_plan.node, "Association", _compliance(model, current, outcome, run_id, at))
+
+
+def _desired_for(model, node, store) -> tuple[DesiredResource, ...]:
+    snapshot = store.latest_inventory(node.name)
+    return compile_node(model, node, facts_from_inventory(snapshot.document if snapshot else None),
+                        model_resolver(model)).resources
+
+
+def _observed_hash(resource: DesiredResource, store, node: str) -> str:
+    snapshot = store.latest_inventory(node)
+    return observe_resource(resource, snapshot.document if snapshot else None).projection_hash()
+
+
+def _compliance(model, node_plan: NodePlan, outcome: NodeOutcome, run_id: str, at: str) -> list[ComplianceItem]:
+    items = []
+    for association in model.associations:
+        mine = [r for r in node_plan.resources if r.association == association.name]
+        if not mine:
+            continue
+        bad = [r for r in mine if r.classification is not Classification.IN_SYNC]
+        status = "NON_COMPLIANT" if bad or any(a in outcome.failed for a in (r.address for r in mine)) else "COMPLIANT"
+        items.append(ComplianceItem(
+            node_plan.node, "Association", association.name, status, association.compliance_severity, run_id, at,
+            f"{association.name} ({association.origin.ref()})",
+            {"resources": len(mine), "not_in_sync": [f"{r.address}: {r.classification.value}" for r in bad][:50]}))
+    return items
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+

@@ -1,0 +1,404 @@
+"""Plan: desired (git) vs last-applied (store) vs observed (inventory), per resource. Pure.
+
+`plan_node()` takes plain values — the compiled DesiredNode, the node's inventory
+document, what was last applied, the state of maintenance windows — and returns a
+NodePlan: every resource classified (in sync, pending change, drift, drift and change,
+unknown, blocked) with its reason and field changes, and the corrective document that
+would make the node match. No I/O, no clock: `now` is an argument.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from .compile import DesiredNode, DesiredResource
+from .kinds.base import thaw
+from .planmodel import Action, Classification, FieldChange, NodePlan, ResourcePlan
+from .versions import comparator, parse_constraint
+from .windows import WindowState
+
+UNKNOWN = object()  # "could not observe"
+
+
+@dataclass(frozen=True)
+class LastApplied:
+    """What plumb applied to a resource, and what the node looked like right after."""
+
+    desired_hash: str
+    observed_hash: str
+    applied_at: str = ""
+    git_revision: str = ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    state: Any  # a dict of observed fields, None when the thing is absent, or UNKNOWN
+    reason: str = ""  # why it is unknown
+
+    def projection_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.state, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --- observing: inventory document → per-resource observation ------------------------------
+
+def _type(inventory: Mapping | None, name: str):
+    """(entries, reason): entries is None when the type is unknown or missing."""
+    if not inventory:
+        return None, "no inventory for this node: run `plumb inventory collect`"
+    data = inventory.get("Types", {}).get(name)
+    if data is None:
+        return None, f"{name} was not collected"
+    if data.get("Status") != "ok":
+        return None, f"{name} is unknown on this node: {data.get('Reason', 'no reason given')}"
+    return data.get("Content") or [], ""
+
+
+def _index(entries, key: str) -> dict:
+    return {e.get(key): e for e in entries}
+
+
+def observe(resource: DesiredResource, inventory: Mapping | None) -> Observation:
+    return _OBSERVERS[resource.type](resource, inventory)
+
+
+def _observe_package(resource, inventory):
+    entries, reason = _type(inventory, "AWS:Application")
+    if entries is None:
+        return Observation(UNKNOWN, reason)
+    entry = _index(entries, "Name").get(resource.id)
+    if entry is None or entry.get("Installed") is False:
+        return Observation(None)
+    state = {"version": entry.get("Version", ""), "manager": entry.get("PackageManager", "apt")}
+    if resource.spec.get("ensure") == "latest":
+        updates, reason = _type(inventory, "plumb:AvailableUpdate")
+        if updates is None:
+            return Observation(UNKNOWN, reason)
+        update = _index(updates, "Name").get(resource.id)
+        state["candidate"] = update.get("CandidateVersion") if update else state["version"]
+    return Observation(state)
+
+
+def _observe_path(resource, inventory):
+    entries, reason = _type(inventory, "AWS:File")
+    if entries is None:
+        return Observation(UNKNOWN, reason)
+    entry = _index(entries, "Path").get(resource.id)
+    if entry is None:
+        return Observation(UNKNOWN, f"{resource.id} was not observed: collect inventory again")
+    if entry.get("Error"):
+        return Observation(UNKNOWN, f"cannot observe {resource.id}: {entry['Error']}")
+    if not entry.get("Exists"):
+        return Observation(None)
+    state = {"type": entry.get("FileType"), "mode": entry.get("Mode"), "owner": entry.get("Owner"),
+             "group": entry.get("Group")}
+    if entry.get("FileType") == "file":
+        state["sha256"] = entry.get("Sha256")
+        if "Content" in entry:
+            state["content"] = entry["Content"]
+    return Observation(state)
+
+
+def _observe_user(resource, inventory):
+    users, reason = _type(inventory, "plumb:User")
+    if users is None:
+        return Observation(UNKNOWN, reason)
+    entry = _index(users, "Name").get(resource.id)
+    if entry is None:
+        return Observation(None)
+    state = {"uid": entry.get("Uid"), "shell": entry.get("Shell"), "home": entry.get("Home")}
+    if "groups" in resource.spec:
+        groups, reason = _type(inventory, "plumb:Group")
+        if groups is None:
+            return Observation(UNKNOWN, reason)
+        state["groups"] = tuple(sorted(g["Name"] for g in groups if resource.id in (g.get("Members") or ())
+                                       and g["Name"] in resource.spec["groups"]))
+    return Observation(state)
+
+
+def _observe_sysctl(resource, inventory):
+    entries, reason = _type(inventory, "plumb:Sysctl")
+    if entries is None:
+        return Observation(UNKNOWN, reason)
+    entry = _index(entries, "Key").get(resource.id)
+    if entry is None:
+        return Observation(UNKNOWN, f"sysctl {resource.id} was not observed: collect inventory again")
+    if entry.get("Error") or not entry.get("Exists", True):
+        return Observation(UNKNOWN, f"sysctl {resource.id} does not exist on this node"
+                           if not entry.get("Error") else entry["Error"])
+    return Observation({"value": " ".join(str(entry.get("Value", "")).split())})
+
+
+def _observe_service(resource, inventory):
+    entries, reason = _type(inventory, "AWS:Service")
+    if entries is None:
+        return Observation(UNKNOWN, reason)
+    name = resource.id.removesuffix(".service")
+    entry = _index(entries, "Name").get(name)
+    if entry is None:
+        return Observation(None)
+    return Observation({"running": entry.get("Status") == "running",
+                        "enabled": entry.get("StartType") in ("enabled", "enabled-runtime", "alias")})
+
+
+_OBSERVERS: dict[str, Callable] = {
+    "packages": _observe_package, "files": _observe_path, "directories": _observe_path,
+    "users": _observe_user, "sysctl": _observe_sysctl, "services": _observe_service,
+}
+
+
+# --- comparing: desired vs observed → (action, field changes, reason) ------------------------
+
+def compare(resource: DesiredResource, observed: Any) -> tuple[Action, list[FieldChange], str]:
+    return _COMPARERS[resource.type](resource.spec, observed, resource)
+
+
+def _compare_package(spec, observed, resource):
+    ensure = spec.get("ensure", "present")
+    if ensure == "absent":
+        if observed is None:
+            return Action.NOOP, [], "not installed, as wanted"
+        return Action.DELETE, [FieldChange("installed", observed["version"], None)], "installed, but should be absent"
+    if observed is None:
+        want = spec.get("version") or "any version"
+        return Action.CREATE, [FieldChange("installed", None, want)], "not installed"
+    installed = observed["version"]
+    if ensure == "latest" and observed.get("candidate") and observed["candidate"] != installed:
+        return (Action.UPDATE, [FieldChange("version", installed, observed["candidate"])],
+                f"{installed} installed, {observed['candidate']} available")
+    if spec.get("version"):
+        constraint = parse_constraint(spec["version"])
+        if not constraint.satisfied_by(installed, comparator(observed.get("manager", "apt"))):
+            return (Action.UPDATE, [FieldChange("version", installed, str(constraint))],
+                    f"{installed} installed, {constraint} wanted")
+        return Action.NOOP, [], f"{installed} installed, satisfies {constraint}"
+    return Action.NOOP, [], f"{installed} installed"
+
+
+def _compare_path(spec, observed, resource):
+    wanted_type = "file" if resource.type == "files" else "directory"
+    if spec.get("ensure") == "absent":
+        if observed is None:
+            return Action.NOOP, [], "absent, as wanted"
+        return Action.DELETE, [FieldChange("exists", True, False)], "exists, but should be absent"
+    if observed is None:
+        return Action.CREATE, _attribute_changes(spec, {}, resource, creating=True), "does not exist"
+    if observed.get("type") != wanted_type:
+        return (Action.UPDATE, [FieldChange("type", observed.get("type"), wanted_type)],
+                f"is a {observed.get('type')}, should be a {wanted_type}")
+    changes = _attribute_changes(spec, observed, resource, creating=False)
+    if not changes:
+        what = f"sha256 {spec['sha256'][:12]}" if "sha256" in spec else wanted_type
+        return Action.NOOP, [], f"in sync ({what}" + "".join(f", {k} {spec[k]}" for k in ("mode", "owner", "group")
+                                                             if k in spec) + ")"
+    return Action.UPDATE, changes, "differs: " + ", ".join(c.field for c in changes)
+
+
+def _attribute_changes(spec, observed, resource, creating: bool) -> list[FieldChange]:
+    changes = []
+    if "sha256" in spec and observed.get("sha256") != spec["sha256"]:
+        changes.append(FieldChange("content", _short(observed.get("sha256")), f"sha256:{spec['sha256'][:12]}",
+                                   resource.sensitive))
+    for key in ("mode", "owner", "group"):
+        if key in spec and observed.get(key) != spec[key]:
+            changes.append(FieldChange(key, observed.get(key), spec[key]))
+    return changes
+
+
+def _short(sha: str | None) -> str | None:
+    return f"sha256:{sha[:12]}" if sha else None
+
+
+def _compare_user(spec, observed, resource):
+    if spec.get("ensure") == "absent":
+        if observed is None:
+            return Action.NOOP, [], "no such user, as wanted"
+        return Action.DELETE, [FieldChange("exists", True, False)], "exists, but should be absent"
+    if observed is None:
+        return Action.CREATE, [FieldChange("exists", False, True)], "no such user"
+    changes = [FieldChange(k, observed.get(k), spec[k]) for k in ("uid", "shell", "home", "groups")
+               if k in spec and observed.get(k) != spec[k]]
+    if changes:
+        return Action.UPDATE, changes, "differs: " + ", ".join(c.field for c in changes)
+    return Action.NOOP, [], "in sync"
+
+
+def _compare_sysctl(spec, observed, resource):
+    if observed["value"] == spec["value"]:
+        return Action.NOOP, [], f"{resource.id} = {spec['value']}"
+    return (Action.UPDATE, [FieldChange("value", observed["value"], spec["value"])],
+            f"{resource.id} is {observed['value']}, wanted {spec['value']}")
+
+
+def _compare_service(spec, observed, resource):
+    if observed is None:
+        if spec.get("ensure") == "stopped" and not spec.get("enabled"):
+            return Action.NOOP, [], "not installed, so not running"
+        return Action.UPDATE, [FieldChange("unit", None, resource.id)], "no such unit on this node"
+    changes = []
+    if "ensure" in spec and observed["running"] != (spec["ensure"] == "running"):
+        changes.append(FieldChange("state", "running" if observed["running"] else "stopped", spec["ensure"]))
+    if "enabled" in spec and observed["enabled"] != spec["enabled"]:
+        changes.append(FieldChange("enabled", observed["enabled"], spec["enabled"]))
+    if changes:
+        return Action.UPDATE, changes, "differs: " + ", ".join(c.field for c in changes)
+    return Action.NOOP, [], "in sync"
+
+
+_COMPARERS: dict[str, Callable] = {
+    "packages": _compare_package, "files": _compare_path, "directories": _compare_path,
+    "users": _compare_user, "sysctl": _compare_sysctl, "services": _compare_service,
+}
+
+
+# --- classifying and assembling the node plan -----------------------------------------------
+
+def classify(resource: DesiredResource, observation: Observation, action: Action,
+             last: LastApplied | None) -> tuple[Classification, str]:
+    """(classification, why) for a resource that needs a change."""
+    if last is None:
+        return Classification.PENDING_CHANGE, "not applied by plumb before"
+    desired_moved = last.desired_hash != resource.desired_hash()
+    node_moved = last.observed_hash != observation.projection_hash()
+    if desired_moved and node_moved:
+        return Classification.DRIFT_AND_CHANGE, "the manifest changed and the node changed outside plumb"
+    if desired_moved:
+        return Classification.PENDING_CHANGE, "the manifest changed since the last apply"
+    return Classification.DRIFT, f"changed outside plumb since {last.applied_at or 'the last apply'}"
+
+
+def plan_resource(resource: DesiredResource, inventory: Mapping | None, last: LastApplied | None,
+                  window: WindowState | None) -> ResourcePlan:
+    observation = observe(resource, inventory)
+    base = dict(address=resource.address, type=resource.type, id=resource.id, association=resource.association,
+                source=resource.source, sensitive=resource.sensitive, severity=resource.severity,
+                window=resource.window)
+    if observation.state is UNKNOWN:
+        return ResourcePlan(**base, action=Action.NOOP, classification=Classification.UNKNOWN,
+                            reason=f"unknown: {observation.reason}")
+    action, changes, why = compare(resource, observation.state)
+    if action is Action.NOOP:
+        return ResourcePlan(**base, action=action, classification=Classification.IN_SYNC, reason=why)
+    classification, because = classify(resource, observation, action, last)
+    reason = f"{why} ({because})"
+    content_diff = _content_diff(resource, observation.state)
+    triggers = resource.on_change if resource.type == "files" else ()
+    if window is not None and not window.open:
+        until = window.next_open.strftime("%Y-%m-%dT%H:%M:%SZ") if window.next_open else ""
+        return ResourcePlan(**base, action=action, classification=Classification.BLOCKED,
+                            reason=f"{reason}; {window.describe()}", changes=tuple(changes),
+                            content_diff=content_diff, blocked_until=until, triggers=triggers)
+    return ResourcePlan(**base, action=action, classification=classification, reason=reason,
+                        changes=tuple(changes), content_diff=content_diff, triggers=triggers)
+
+
+def _content_diff(resource: DesiredResource, observed) -> str:
+    """Unified diff of a text file's content; empty for secrets, binaries or unobserved content."""
+    if resource.type != "files" or resource.sensitive or "content" not in resource.spec:
+        return ""
+    try:
+        after = bytes(resource.spec["content"]).decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    if observed is None:
+        before = ""
+    elif isinstance(observed.get("content"), str):
+        before = observed["content"]
+    else:
+        return ""
+    if before == after:
+        return ""
+    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
+                                        fromfile=f"{resource.id} (node)", tofile=f"{resource.id} (manifests)"))
+
+
+def plan_node(desired: DesiredNode, inventory: Mapping | None, last_applied: Mapping[str, LastApplied],
+              windows: Mapping[str, WindowState], *, fingerprint: str = "", inventory_time: str = "") -> NodePlan:
+    resources = tuple(
+        plan_resource(r, inventory, last_applied.get(r.address), windows.get(r.window) if r.window else None)
+        for r in desired.resources)
+    document = corrective_document(desired, resources)
+    return NodePlan(desired.node, True, "", fingerprint, inventory_time, resources, document)
+
+
+def unreachable(node: str, error: str) -> NodePlan:
+    return NodePlan(node, reachable=False, error=error)
+
+
+# --- the corrective document ----------------------------------------------------------------
+
+STEP_NAME = re.compile(r"[^a-zA-Z0-9_.-]+")
+
+
+def step_name(address: str) -> str:
+    return STEP_NAME.sub("_", address).strip("_")[:128]
+
+
+def corrective_document(desired: DesiredNode, plans: tuple[ResourcePlan, ...]) -> dict | None:
+    """The SSM Command document of plumb:* steps that brings the node to the desired state."""
+    by_address = {r.address: r for r in desired.resources}
+    steps = [step_for(by_address[p.address]) for p in plans if p.will_change]
+    if not steps:
+        return None
+    return {"schemaVersion": "2.2", "description": f"plumb: corrective changes for {desired.node}",
+            "mainSteps": steps}
+
+
+def step_for(resource: DesiredResource) -> dict:
+    """The plumb:* step that makes the node match one desired resource."""
+    spec = thaw(resource.spec)
+    action, inputs = _STEP_BUILDERS[resource.type](resource, spec)
+    return {"action": action, "name": step_name(resource.address), "inputs": inputs}
+
+
+def _package_step(resource, spec):
+    inputs = {"name": resource.id, "ensure": spec["ensure"]}
+    if spec.get("version"):
+        inputs["version"] = spec["version"]
+    return "plumb:package", inputs
+
+
+def _file_step(resource, spec):
+    inputs = {"path": resource.id, "ensure": spec["ensure"]}
+    inputs.update({k: spec[k] for k in ("mode", "owner", "group") if k in spec})
+    if spec["ensure"] == "present":
+        inputs["makeDirs"] = True
+        if resource.sensitive:
+            inputs["contentSha256"] = spec["sha256"]  # the content is filled in at apply time, never stored
+        else:
+            inputs["contentBase64"] = base64.b64encode(bytes(spec["content"])).decode()
+    return "plumb:file", inputs
+
+
+def _directory_step(resource, spec):
+    inputs = {"path": resource.id, "ensure": spec["ensure"]}
+    inputs.update({k: spec[k] for k in ("mode", "owner", "group") if k in spec})
+    return "plumb:directory", inputs
+
+
+def _user_step(resource, spec):
+    inputs = {"name": resource.id, "ensure": spec["ensure"]}
+    inputs.update({k: (list(v) if k == "groups" else v) for k, v in spec.items() if k in ("uid", "groups", "shell",
+                                                                                          "home", "system")})
+    return "plumb:user", inputs
+
+
+def _sysctl_step(resource, spec):
+    return "plumb:sysctl", {"key": resource.id, "value": spec["value"], "persist": spec["persist"]}
+
+
+def _service_step(resource, spec):
+    inputs = {"name": resource.id}
+    inputs.update({k: spec[k] for k in ("ensure", "enabled") if k in spec})
+    return "plumb:service", inputs
+
+
+_STEP_BUILDERS: dict[str, Callable] = {
+    "packages": _package_step, "files": _file_step, "directories": _directory_step, "users": _user_step,
+    "sysctl": _sysctl_step, "services": _service_step,
+}
