@@ -170,4 +170,4 @@ def _echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-from . import cli_ops, cli_plan  # noqa: E402,F401  (register their commands on `main`)
+from . import cli_ops, cli_plan, cli_reports  # noqa: E402,F401  (register their commands on `main`)

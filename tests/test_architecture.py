@@ -18,7 +18,7 @@ HOMES = {
     "jsonschema": ("reconciler.schema",),
     "referencing": ("reconciler.schema",),
     "jinja2": ("reconciler.templating",),
-    "click": ("reconciler.cli", "reconciler.cli_ops", "reconciler.cli_plan"),
+    "click": ("reconciler.cli", "reconciler.cli_ops", "reconciler.cli_plan", "reconciler.cli_reports"),
     "asyncssh": ("reconciler.transport.ssh",),
     "deepdiff": ("reconciler.diff",),
     "watchdog": ("reconciler.watch",),
