@@ -25,8 +25,8 @@ from ..plan import observe as observe_resource
 from ..plan import plan_node, step_for, step_name
 from ..planmodel import Classification, NodePlan, Plan, ResourcePlan
 from ..ratecontrol import RateController
-from ..statuses import Details
-from ..store import AppliedRecord, ComplianceItem, ResourceEvent, Store
+from ..statuses import Details, command_outcome
+from ..store import AppliedRecord, CommandRecord, ComplianceItem, ResourceEvent, StepRecord, Store
 from ..store.sqlite import utcnow
 from ..transport import TransportError, session_for
 from .inventory import collect_one, request_for
@@ -74,23 +74,40 @@ async def reconcile(model: Model, nodes: Sequence[Node], plan: Plan, store: Stor
                 for p in touched]
         work = [(node, resources) for node, resources in work if resources]
         if work:
-            await _apply_association(model, association, work, store, owner, resolver, outcomes, on_event)
+            run = _Run(store, owner, resolver, on_event, f"{run_id}/{association.name}")
+            await _apply_association(model, association, work, run, outcomes)
     final = await _verify(model, [by_name[p.node] for p in plan.nodes if p.reachable], store, now, resolver,
                           ignore_windows, outcomes, on_event)
     _record(model, plan, final, outcomes, store, run_id, now, ignore_windows)
     return ReconcileResult(run_id, plan, outcomes, final)
 
 
-async def _apply_association(model, association, work, store, owner, resolver, outcomes, on_event):
+@dataclass
+class _Run:
+    """What every node task of one association's run shares; the run is kept as a command record."""
+
+    store: Store
+    owner: str
+    resolver: Resolver
+    on_event: Event
+    command_id: str
+
+
+async def _apply_association(model, association, work, run: _Run, outcomes):
+    run.store.create_command(CommandRecord(
+        run.command_id, f"plumb-reconcile:{association.name}", "", {}, [str(t) for t in association.targets],
+        association.max_concurrency, association.max_errors, utcnow(), status="InProgress",
+        status_details="InProgress"), [node.name for node, _ in work])
     control = RateController.from_strings(len(work), association.max_concurrency, association.max_errors)
     pending = list(work)
     running: set[asyncio.Task] = set()
+    results: dict[str, Details] = {}
     while pending or running:
         while pending and control.may_start():
             control.started()
             node, resources = pending.pop(0)
             running.add(asyncio.create_task(
-                _apply_node(model, node, resources, store, owner, resolver, outcomes[node.name], control, on_event)))
+                _apply_node(model, node, resources, run, outcomes[node.name], control, results)))
         if not running:
             break
         done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -100,42 +117,68 @@ async def _apply_association(model, association, work, store, owner, resolver, o
         outcome = outcomes[node.name]
         for r in resources:
             outcome.failed[r.address] = f"not applied: association {association.name} exceeded maxErrors"
-        on_event("terminated", node.name, f"{association.name}: not applied (maxErrors exceeded)")
+        results[node.name] = Details.TERMINATED
+        run.store.update_invocation(run.command_id, node.name, status="Failed", status_details="Terminated",
+                                    message="not run: the association exceeded maxErrors", finished_at=utcnow())
+        run.on_event("terminated", node.name, f"{association.name}: not applied (maxErrors exceeded)")
+    status, details = command_outcome([results[node.name] for node, _ in work], control.stopped)
+    run.store.finish_command(run.command_id, status.value, details, utcnow())
 
 
-async def _apply_node(model, node, resources: list[ResourcePlan], store, owner, resolver, outcome, control,
-                      on_event):
-    holder = store.acquire_lease(node.name, owner, LEASE_SECONDS)
+async def _apply_node(model, node, resources: list[ResourcePlan], run: _Run, outcome, control, results):
+    store, on_event = run.store, run.on_event
+    store.update_invocation(run.command_id, node.name, status="InProgress", status_details="InProgress",
+                            started_at=utcnow())
+    holder = store.acquire_lease(node.name, run.owner, LEASE_SECONDS)
     if holder is not None:
         outcome.error = f"another reconcile holds this node: {holder}"
-        control.finished(Details.UNDELIVERABLE, acknowledged=False)
+        _finish(run, node, control, results, Details.UNDELIVERABLE, outcome.error, acknowledged=False)
         on_event("locked", node.name, outcome.error)
         return
-    details = Details.FAILED
+    details, message, acknowledged = Details.FAILED, "", False
     try:
-        document = _document(model, node, resources, resolver, store)
+        document = _document(model, node, resources, run.resolver, store)
         session = session_for(node)
         try:
             await session.open()
             control.acknowledged()
-            changed = await _run_document(session, document, resources, outcome, on_event, node)
-            await _run_handlers(session, resources, changed, outcome, on_event, node)
+            acknowledged = True
+            record = _step_recorder(run, node)
+            changed = await _run_document(session, document, resources, outcome, on_event, node, record)
+            await _run_handlers(session, resources, changed, outcome, on_event, node, record)
             details = Details.FAILED if outcome.failed else Details.SUCCESS
         finally:
             await session.close()
     except TransportError as exc:
-        outcome.error = str(exc)
+        message = outcome.error = str(exc)
         for r in resources:
             outcome.failed.setdefault(r.address, str(exc))
         on_event("failed", node.name, str(exc))
-        details = Details.FAILED if exc.reason.value not in ("unreachable",) else Details.UNDELIVERABLE
+        details = Details.FAILED if acknowledged else Details.UNDELIVERABLE
     except _ApplyError as exc:
+        message = str(exc)
         for r in resources:
             outcome.failed.setdefault(r.address, str(exc))
         on_event("failed", node.name, str(exc))
     finally:
-        store.release_lease(node.name, owner)
-    control.finished(details, acknowledged=True)
+        store.release_lease(node.name, run.owner)
+    _finish(run, node, control, results, details, message, acknowledged)
+
+
+def _finish(run: _Run, node, control, results, details: Details, message: str, acknowledged: bool) -> None:
+    run.store.update_invocation(run.command_id, node.name, status=details.status.value, status_details=details.value,
+                                message=message, finished_at=utcnow())
+    results[node.name] = details
+    control.finished(details, acknowledged=acknowledged)
+
+
+def _step_recorder(run: _Run, node):
+    def record(event: dict) -> None:
+        run.store.add_step(run.command_id, node.name, StepRecord(
+            event.get("step", ""), event.get("action", ""), event.get("status", ""), event.get("exitCode"),
+            event.get("stdout", ""), event.get("stderr", ""), event.get("fullStdout"), event.get("fullStderr"),
+            event.get("changed"), event.get("details") or {}, event.get("startedAt", ""), event.get("finishedAt", "")))
+    return record
 
 
 class _ApplyError(Exception):
@@ -163,7 +206,7 @@ def _document(model, node, resources: list[ResourcePlan], resolver, store) -> di
     return {"schemaVersion": "2.2", "description": f"plumb reconcile on {node.name}", "mainSteps": steps}
 
 
-async def _run_document(session, document, resources, outcome, on_event, node) -> set[str]:
+async def _run_document(session, document, resources, outcome, on_event, node, record) -> set[str]:
     """Run the steps; returns the step names that reported a change."""
     names = {step_name(r.address): r for r in resources}
     changed: set[str] = set()
@@ -171,6 +214,7 @@ async def _run_document(session, document, resources, outcome, on_event, node) -
     def on_agent(event: dict) -> None:
         if event.get("event") != "step_finished":
             return
+        record(event)
         resource = names.get(event.get("step"))
         if resource is None:
             return
@@ -190,7 +234,7 @@ async def _run_document(session, document, resources, outcome, on_event, node) -
     return changed
 
 
-async def _run_handlers(session, resources, changed: set[str], outcome, on_event, node) -> None:
+async def _run_handlers(session, resources, changed: set[str], outcome, on_event, node, record) -> None:
     """onChange actions of the files that changed, each service once, restart winning over reload."""
     wanted: dict[str, str] = {}
     for resource in resources:
@@ -207,6 +251,7 @@ async def _run_handlers(session, resources, changed: set[str], outcome, on_event
 
     def on_agent(event: dict) -> None:
         if event.get("event") == "step_finished":
+            record(event)
             ok = event.get("status") == "Success"
             on_event("handler" if ok else "failed", node.name, f"{event.get('step')}: {event.get('status')}")
             if not ok:
