@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     collect.add_argument("--types", nargs="+", metavar="T", help="inventory types to collect (default: all)")
     collect.add_argument("--files", nargs="+", default=[], metavar="PATH", help="paths to report as AWS:File")
     collect.add_argument("--sysctl", nargs="+", default=[], metavar="KEY", help="keys to report as plumb:Sysctl")
+    collect.add_argument(
+        "--packages", nargs="+", metavar="NAME",
+        help="report only these packages in AWS:Application (one query; a name left out is not installed)",
+    )
     collect.add_argument("--content", action="store_true", help="include the text of small UTF-8 files")
     collect.add_argument(
         "--content-max-bytes", type=_non_negative, metavar="N",
@@ -74,6 +78,7 @@ def _collect(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         files=tuple(args.files),
         sysctl_keys=tuple(args.sysctl),
         content=args.content or args.content_max_bytes is not None,
+        packages=tuple(args.packages) if args.packages is not None else None,
         **{key: value for key, value in given.items() if value is not None},
     )
     try:

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import __version__
-from .collectors import COLLECTORS, DEFAULT_TYPES, ON_REQUEST
+from .collectors import COLLECTORS, DEFAULT_TYPES, ON_REQUEST, application
 from .collectors.base import CollectorError, Options
 
 SCHEMA_VERSION = "1.0"
@@ -50,8 +50,11 @@ class Selection:
 def select(types: Optional[Sequence[str]], options: Options) -> Selection:
     """What to collect: the defaults or `types`, plus File/Sysctl whenever their inputs are given.
 
-    Raises ValueError naming a type this agent does not know.
+    Raises ValueError naming a type this agent does not know, or a package name that is
+    not one (`options.packages`).
     """
+    if options.packages is not None:
+        application.check_names(options.packages)
     asked = tuple(name for name, field in ON_REQUEST.items() if getattr(options, field))
     if not types:
         return Selection(DEFAULT_TYPES + asked, None)

@@ -37,8 +37,8 @@ UNKNOWN_OP = "unknown_op"        # an op this agent does not serve
 UNAVAILABLE = "unavailable"      # this agent was built without the op's module
 INTERNAL = "internal"            # a bug in the agent: the message says where
 
-_COLLECT_ARGS = ("types", "files", "sysctl", "content", "contentMaxBytes", "customDir",
-                 "aptCacheDir", "timeout")
+_COLLECT_ARGS = ("types", "files", "sysctl", "packages", "content", "contentMaxBytes",
+                 "customDir", "aptCacheDir", "timeout")
 
 
 class RequestError(Exception):
@@ -178,6 +178,7 @@ def collect(args: Mapping[str, Any]) -> Dict[str, Any]:
         raise RequestError(BAD_REQUEST, "collect: unknown argument %r; known: %s"
                            % (unknown[0], ", ".join(_COLLECT_ARGS)))
     types = _strings(args, "types")
+    packages = _strings(args, "packages")  # None: every package; []: none
     max_bytes = _number(args, "contentMaxBytes", int)
     given = {"content_max_bytes": max_bytes, "custom_dir": _string(args, "customDir"),
              "apt_cache_dir": _string(args, "aptCacheDir")}
@@ -185,6 +186,7 @@ def collect(args: Mapping[str, Any]) -> Dict[str, Any]:
         files=tuple(_strings(args, "files") or ()),
         sysctl_keys=tuple(_strings(args, "sysctl") or ()),
         content=bool(args.get("content")) or max_bytes is not None,
+        packages=tuple(packages) if packages is not None else None,
         **{key: value for key, value in given.items() if value is not None},
     )
     try:

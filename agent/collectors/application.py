@@ -4,12 +4,25 @@ One batched command lists every package. `parse_dpkg()` and `parse_rpm()` are pu
 tested on captured output; `plumb:AvailableUpdate` reuses them to learn what is installed.
 Architectures are reported as the package manager names them (amd64, x86_64, all, noarch),
 unlike SSM which folds them to x86_64: the names are what apt and dnf take back as input.
+
+Targeted collects (`Options.packages`, `--packages`, serve's `"packages"`): only the named
+packages are queried, still with one command (`dpkg-query -W -f=... -- NAME...`,
+`rpm -q --queryformat ... -- NAME...`), and the content is exactly the full list's entries
+for those names. A name that is not installed is simply absent from the content: dpkg-query
+says "no packages found matching NAME" on stderr and exits 1, or lists the name with a
+`not-installed` / `config-files` status; rpm prints "package NAME is not installed" on
+stdout and exits with the count of such names. Neither is an error. "Could not observe"
+is never an empty or short list: it is the type's `unknown` status with the reason
+(dpkg-query exiting 2, rpm failing without naming a missing package, unparseable output).
+A name may be arch-qualified as the package manager takes it (dpkg `name:arch`, rpm
+`name.arch`); an empty tuple asks for no package at all.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
-from typing import Dict, List
+from typing import Dict, Iterable, List, Optional, Sequence
 
 from .base import CollectorError, Options, run, which
 
@@ -27,14 +40,62 @@ RPM_TAGS = (
 )
 RPM_FORMAT = "\t".join("%%{%s}" % tag for tag in RPM_TAGS) + "\n"
 RPM_NONE = "(none)"
+RPM_NOT_INSTALLED = re.compile(r"^package (\S+) is not installed$")
+
+# What a package name may look like: dpkg's and rpm's names, optionally arch-qualified,
+# and nothing either tool would read as a pattern (*?[]), an option or a path.
+PACKAGE_NAME = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_.+~:-]*$")
+DPKG_NOT_FOUND = 1    # dpkg-query: "the requested query failed ... no package being found"
 
 
 def collect(options: Options) -> List[dict]:
     if which("dpkg-query"):
-        return parse_dpkg(run(["dpkg-query", "-W", "-f=" + DPKG_FORMAT], options.command_timeout)[1])
+        return installed_dpkg(options.packages, options.command_timeout)
     if which("rpm"):
-        return parse_rpm(run(["rpm", "-qa", "--queryformat", RPM_FORMAT], options.command_timeout)[1])
+        return installed_rpm(options.packages, options.command_timeout)
     raise CollectorError("no package manager found (neither dpkg-query nor rpm)")
+
+
+def check_names(names: Iterable[str]) -> None:
+    """ValueError naming the first entry that is not a package name."""
+    for name in names:
+        if not isinstance(name, str) or not PACKAGE_NAME.match(name):
+            raise ValueError(f"not a package name: {name!r}")
+
+
+def installed_dpkg(names: Optional[Sequence[str]], timeout: float) -> List[dict]:
+    """Installed packages from one dpkg-query: every one, or those of `names` (None: all)."""
+    if names is None:
+        return parse_dpkg(run(["dpkg-query", "-W", "-f=" + DPKG_FORMAT], timeout)[1])
+    if not names:
+        return []
+    output = run(["dpkg-query", "-W", "-f=" + DPKG_FORMAT, "--", *names], timeout,
+                 ok_codes=(0, DPKG_NOT_FOUND))[1]
+    return only(parse_dpkg(output), names)
+
+
+def installed_rpm(names: Optional[Sequence[str]], timeout: float) -> List[dict]:
+    """Installed packages from one rpm query: every one, or those of `names` (None: all)."""
+    if names is None:
+        return parse_rpm(run(["rpm", "-qa", "--queryformat", RPM_FORMAT], timeout)[1])
+    if not names:
+        return []
+    # rpm exits with the number of names not installed (254 at most), so any status can be
+    # an answer; parse_rpm_query() tells it from a failure.
+    status, output = run(["rpm", "-q", "--queryformat", RPM_FORMAT, "--", *names], timeout,
+                         ok_codes=tuple(range(256)))
+    return only(parse_rpm_query(output, status), names)
+
+
+def only(entries: List[dict], names: Sequence[str]) -> List[dict]:
+    """The entries `names` ask for: by name, or arch-qualified (name:arch, name.arch)."""
+    wanted = set(names)
+    return [
+        entry for entry in entries
+        if entry["Name"] in wanted
+        or f"{entry['Name']}:{entry['Architecture']}" in wanted
+        or f"{entry['Name']}.{entry['Architecture']}" in wanted
+    ]
 
 
 def parse_dpkg(text: str) -> List[dict]:
@@ -82,6 +143,18 @@ def parse_rpm(text: str) -> List[dict]:
             fields = dict(zip(RPM_TAGS, _split(line, len(RPM_TAGS), number)))
             entries.append(_rpm_entry(fields))
     return sorted(entries, key=lambda entry: (entry["Name"], entry["Architecture"], entry["Version"]))
+
+
+def parse_rpm_query(text: str, status: int = 0) -> List[dict]:
+    """Entries in `rpm -q --queryformat RPM_FORMAT NAME...` output and its exit status.
+
+    The "package NAME is not installed" lines are left out (those names are absent). A
+    non-zero status with no such line is a failure (rpm could not read its database)."""
+    missing = [line for line in text.splitlines() if RPM_NOT_INSTALLED.match(line)]
+    if status != 0 and not missing:
+        raise CollectorError(f"rpm -q exited {status} without naming a missing package")
+    found = "".join(line + "\n" for line in text.splitlines() if not RPM_NOT_INSTALLED.match(line))
+    return parse_rpm(found)
 
 
 def _rpm_entry(fields: Dict[str, str]) -> dict:

@@ -34,6 +34,9 @@ class Options(NamedTuple):
     custom_dir: str = DEFAULT_CUSTOM_DIR
     apt_cache_dir: str = DEFAULT_APT_CACHE_DIR
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
+    # AWS:Application reports only these packages (None: every installed package; an
+    # empty tuple: none). A name it leaves out is not installed; see collectors.application.
+    packages: Optional[Tuple[str, ...]] = None
 
 
 def command_env() -> Dict[str, str]:

@@ -67,6 +67,21 @@ def test_collect_returns_the_inventory_document():
     assert list(answer["result"]["Types"]) == ["AWS:InstanceInformation"]
 
 
+def test_collect_packages_reports_only_those_and_refuses_patterns():
+    answers, _ = serve(
+        {"id": 1, "op": "collect", "args": {"types": ["AWS:Application"],
+                                            "packages": ["dpkg", "rpm", "plumb-no-such-package"]}},
+        {"id": 2, "op": "collect", "args": {"types": ["AWS:Application"], "packages": []}},
+        {"id": 3, "op": "collect", "args": {"packages": ["ngin*"]}},
+        {"id": 4, "op": "collect", "args": {"packages": "dpkg"}})
+    report = answers[0]["result"]["Types"]["AWS:Application"]
+    assert report["Status"] == "ok"
+    assert {entry["Name"] for entry in report["Content"]} <= {"dpkg", "rpm"}
+    assert answers[1]["result"]["Types"]["AWS:Application"]["Content"] == []
+    assert answers[2]["error"]["type"] == answers[3]["error"]["type"] == "bad_request"
+    assert "not a package name: 'ngin*'" in answers[2]["error"]["message"]
+
+
 def test_execute_streams_tagged_events_then_the_result():
     answers, _ = serve({"id": 9, "op": "execute", "args": {"document": HI, "parameters": {}}})
     assert {a["id"] for a in answers} == {9}
