@@ -95,15 +95,43 @@ def _write_reports(plan, junit, sarif, markdown) -> None:
               help="Apply exactly this saved plan (refused if the manifests or a node changed since).")
 @click.option("--ignore-windows", is_flag=True, help="Apply outside maintenance windows (recorded as such).")
 @click.option("--allow-unreachable", is_flag=True, help="An unreachable node is not an error.")
+@click.option("--watch", is_flag=True,
+              help="Keep running: each association on its schedule, and all of them when the manifests change.")
+@click.option("--git-pull", nargs=2, metavar="REMOTE BRANCH", default=None,
+              help="With --watch: git pull --ff-only REMOTE BRANCH before each cycle.")
+@click.option("--metrics-address", envvar="PLUMB_METRICS_ADDRESS", default="127.0.0.1:9464", show_default=True,
+              help="With --watch: serve Prometheus metrics on HOST:PORT ('' disables).")
+@click.option("--debounce", type=float, default=2.0, show_default=True,
+              help="With --watch: seconds of quiet after a manifest change before a cycle.")
+@click.option("--tick", type=float, default=30.0, show_default=True,
+              help="With --watch: seconds between schedule checks.")
+@click.option("--max-cycles", type=int, default=None, hidden=True)
 @shared_options
-def reconcile_command(options: Options, targets, names, plan_file, ignore_windows, allow_unreachable):
+def reconcile_command(options: Options, targets, names, plan_file, ignore_windows, allow_unreachable, watch,
+                      git_pull, metrics_address, debounce, tick, max_cycles):
     """Make the nodes match the manifests, then verify and record the result.
 
     Applies each association's changes with its rate controls, honours maintenance
     windows (blocked items say when the next window opens), runs onChange actions only
     when their file changed, re-observes what it touched and reports whether it
     converged. Exits 0 when everything converged, 1 otherwise.
+
+    With --watch it keeps running (a level-based loop): every association runs on its
+    own schedule and all of them when the manifests change (watched, debounced); nodes
+    that keep failing are backed off; SIGTERM stops it cleanly; Prometheus metrics are
+    served on --metrics-address.
     """
+    if watch:
+        if plan_file:
+            raise click.UsageError("--plan applies one saved plan; it cannot be combined with --watch")
+        from .watch import WatchOptions, run_watch
+
+        sys.exit(run_watch(WatchOptions(
+            manifests=options.manifests, state=options.state, targets=tuple(targets), nodes=tuple(names),
+            git_pull=tuple(git_pull) if git_pull else None, metrics_address=metrics_address,
+            debounce_seconds=debounce, tick_seconds=tick, ignore_windows=ignore_windows,
+            allow_unreachable=allow_unreachable, output=options.output, max_cycles=max_cycles,
+            debug=options.debug)))
     model = _model(options)
     with open_store(options.state) as store:
         if plan_file:

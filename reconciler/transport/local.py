@@ -94,7 +94,10 @@ class LocalTransport(Transport):
 async def _spawn(argv: list[str], stdin: bool = True) -> asyncio.subprocess.Process:
     pipe = asyncio.subprocess.PIPE
     source = pipe if stdin else asyncio.subprocess.DEVNULL
-    return await asyncio.create_subprocess_exec(*argv, stdin=source, stdout=pipe, stderr=pipe)
+    # A session of its own: Ctrl-C or a service manager's stop signal meant for the controller
+    # must not also kill the agent in the middle of applying a change.
+    return await asyncio.create_subprocess_exec(*argv, stdin=source, stdout=pipe, stderr=pipe,
+                                                start_new_session=True)
 
 
 def _write_atomically(data: bytes, target: str, mode: int) -> None:
