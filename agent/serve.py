@@ -18,9 +18,9 @@ Standard library only, Python >= 3.9.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import platform
 import signal
 import sys
 import threading
@@ -148,22 +148,21 @@ def parse_request(raw: bytes) -> Tuple[int, str, Mapping[str, Any]]:
 
 
 def ops() -> List[str]:
+    """What this agent serves; the executor is looked for, not imported (hello stays cheap)."""
     served = ["hello", "collect", "exit"]
-    try:
-        _executor()
+    if importlib.util.find_spec("agent.executor") is not None:
         served.insert(2, "execute")
-    except RequestError:
-        pass
     return served
 
 
 def hello() -> Dict[str, Any]:
+    uname = os.uname()
     return {
         "agentVersion": __version__,
         "protocol": PROTOCOL_VERSION,
-        "python": platform.python_version(),
+        "python": "%d.%d.%d" % tuple(sys.version_info[:3]),
         "pid": os.getpid(),
-        "platform": platform.platform(),
+        "platform": "%s-%s-%s" % (uname.sysname, uname.release, uname.machine),
         "ops": ops(),
     }
 

@@ -5,11 +5,16 @@ The engine and CLI open one session per node per cycle (`session_for()` in this 
 and send it every request; it works over any `Transport`, so the local and SSH
 transports take exactly the same path:
 
-1. one probe command resolves the cache directory on the node, checks the Python
-   version (>= 3.9) and whether the agent zipapp for this controller's hash is there;
-2. `put` uploads the zipapp only when it is missing;
-3. `<python> <dir>/plumb-agent-<hash>.pyz serve` starts once (under `sudo -n` for
-   `become: sudo`), then `hello`, `collect`, `execute`... and finally `exit`.
+1. ONE launcher command resolves the cache directory on the node and, when the agent for
+   this controller's hash is there, runs it: the first time from the zipapp it unpacks and
+   byte-compiles `<dir>/plumb-agent-<hash>/` (Python cannot cache compiled code inside a
+   zip), afterwards straight from that directory with `python -I -S` (isolated, no site);
+2. only when the zipapp is missing does the launcher say so and exit: `put` uploads it
+   and the launcher runs again;
+3. the agent (`serve`, under `sudo -n` for `become: sudo`) answers `hello`, then
+   `collect`, `execute`... and finally `exit`.
+One SSH command per session in the steady state: a login shell and an interpreter start
+are paid once, which is what dominates the cost per node.
 """
 
 from __future__ import annotations
@@ -27,23 +32,45 @@ from .base import Process, Reason, Transport, TransportError
 MIN_PYTHON = (3, 9)
 DEFAULT_REQUEST_TIMEOUT = 600.0
 EXIT_TIMEOUT = 5.0
-PROBE_TIMEOUT = 60.0
+LAUNCH_TIMEOUT = 120.0
 COLLECT_DEADLINE_SHARE = 0.8
-EXIT_NOT_FOUND = 127
 
 # $1 python, $2 cache directory ("~/" = the user's home, "~/.cache/" = the XDG cache), $3
-# the zipapp's file name. Prints the resolved directory, the Python version, and whether
-# the file is there.
-PROBE_SCRIPT = r"""
+# the zipapp's file name, $4 "sudo" or "". Says `plumb-launch: missing DIR` when the
+# zipapp must be uploaded, else `plumb-launch: ready DIR` and becomes the agent.
+LAUNCH_SCRIPT = r"""
 case $2 in
   "~/.cache/"*) dir=${XDG_CACHE_HOME:-$HOME/.cache}/${2#"~/.cache/"} ;;
   "~/"*) dir=$HOME/${2#"~/"} ;;
   *) dir=$2 ;;
 esac
-printf '%s\n' "$dir"
-"$1" -c 'import sys; print("%d.%d.%d" % tuple(sys.version_info[:3]))' || exit 127
-if [ -f "$dir/$3" ]; then echo present; else echo missing; fi
+command -v "$1" >/dev/null 2>&1 || { echo "plumb-launch: no-python"; exit 127; }
+run="$dir/${3%.pyz}"
+if [ ! -f "$run/__main__.py" ]; then
+  [ -f "$dir/$3" ] || { echo "plumb-launch: missing $dir"; exit 0; }
+  "$1" -I -S -c "$5" "$dir/$3" "$run" || exit 1
+fi
+echo "plumb-launch: ready $dir"
+if [ "$4" = sudo ]; then exec sudo -n -- "$1" -I -S "$run" serve; fi
+exec "$1" -I -S "$run" serve
 """
+
+# Unpacks the zipapp into a byte-compiled directory, atomically (a concurrent session
+# may win the race; its copy is identical). Refuses Pythons older than 3.9.
+UNPACK = r"""
+import compileall, os, shutil, sys, tempfile, zipfile
+if sys.version_info < (3, 9):
+    print("plumb-launch: python %d.%d.%d" % tuple(sys.version_info[:3])); sys.exit(3)
+src, dst = sys.argv[1], sys.argv[2]
+tmp = tempfile.mkdtemp(prefix=os.path.basename(dst) + ".", dir=os.path.dirname(dst))
+zipfile.ZipFile(src).extractall(tmp)
+compileall.compile_dir(tmp, quiet=1)
+try:
+    os.rename(tmp, dst)
+except OSError:
+    shutil.rmtree(tmp, ignore_errors=True)
+"""
+LAUNCH_PREFIX = "plumb-launch: "
 
 OnEvent = Callable[[dict], Any]
 
@@ -72,13 +99,16 @@ class AgentSession:
     async def open(self) -> "AgentSession":
         data, digest = agentpack.agent_zipapp()
         name = agentpack.agent_filename(digest)
-        directory, present = await self._probe(name)
+        status, directory = await self._launch(name)
         self.agent_path = posixpath.join(directory, name)
-        if not present:
+        if status == "missing":
             await self.transport.put(data, self.agent_path, 0o644)
             self.uploaded = True
-        self._process = await self._start()
+            status, directory = await self._launch(name)
+        if status != "ready":
+            raise self._error(Reason.AGENT_FAILED, f"the agent did not start: {status}")
         self.info = await self.request("hello", {})
+        self._check_version(str(self.info.get("python", "")))
         return self
 
     async def close(self) -> None:
@@ -160,27 +190,35 @@ class AgentSession:
 
     # ------------------------------------------------------------------ internals
 
-    async def _probe(self, name: str) -> tuple[str, bool]:
-        argv = ["sh", "-c", PROBE_SCRIPT, "plumb-probe", self.python, self.directory, name]
-        result = await self.transport.run(argv, timeout=PROBE_TIMEOUT)
-        lines = result.stdout.decode("utf-8", "replace").splitlines()
-        if result.exit_status == EXIT_NOT_FOUND or len(lines) < 2:
-            raise self._error(Reason.AGENT_FAILED, f"{self.python} was not found on the node; "
-                              f"install Python >= 3.9 or set spec.python")
-        if not result.ok or len(lines) != 3:
-            raise self._error(Reason.COMMAND_FAILED, "probing the node failed: "
-                              + _last_line(result.stderr.decode("utf-8", "replace")))
-        self._check_version(lines[1])
-        return lines[0], lines[2] == "present"
-
-    async def _start(self) -> Process:
-        sudo = ["sudo", "-n", "--"] if self.become == "sudo" else []
+    async def _launch(self, name: str) -> tuple[str, str]:
+        """Start the launcher; ("ready", dir) with the agent running, ("missing", dir), or raises."""
+        argv = ["sh", "-c", LAUNCH_SCRIPT, "plumb-launch", self.python, self.directory, name,
+                "sudo" if self.become == "sudo" else "", UNPACK]
         try:
-            return await self.transport.start([*sudo, self.python, self.agent_path, "serve"])
+            process = await self.transport.start(argv)
         except TransportError as err:
             if err.reason is not Reason.COMMAND_FAILED:
                 raise
             raise TransportError(Reason.AGENT_FAILED, err.message) from None
+        line = await asyncio.wait_for(process.read_line(), LAUNCH_TIMEOUT)
+        if line is None:
+            raise self._error(Reason.AGENT_FAILED, f"the agent did not start: {await self._ended(process, 'start')}")
+        if not line.startswith(LAUNCH_PREFIX):
+            await process.close(force=True)
+            raise self._error(Reason.AGENT_FAILED, f"the agent did not start: unexpected output: {line[:200]}")
+        word, _, rest = line[len(LAUNCH_PREFIX):].strip().partition(" ")
+        if word == "ready":
+            self._process = process
+            return "ready", rest
+        await process.close(force=word != "missing")
+        if word == "missing":
+            return "missing", rest
+        if word == "no-python":
+            raise self._error(Reason.AGENT_FAILED, f"{self.python} was not found on the node; "
+                              "install Python >= 3.9 or set spec.python")
+        if word == "python":
+            self._check_version(rest)
+        raise self._error(Reason.AGENT_FAILED, f"the agent did not start: {line}")
 
     async def _answer(self, process: Process, request_id: int, op: str,
                       on_event: OnEvent | None) -> dict:

@@ -46,6 +46,10 @@ def command_line(argv: list[str]) -> str:
     return " ".join(shlex.quote(str(arg)) for arg in argv)
 
 
+
+PREFERRED_CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com",
+                     "aes128-ctr", "aes192-ctr", "aes256-ctr"]
+
 class SSHProcess(Process):
     def __init__(self, proc: Any, transport: "SSHTransport", argv: list[str]) -> None:
         super().__init__()
@@ -190,6 +194,9 @@ class SSHTransport(Transport):
             "username": self.user, "known_hosts": self._known, "config": None,
             "connect_timeout": self.connect_timeout, "login_timeout": self.connect_timeout,
             "keepalive_interval": KEEPALIVE_SECONDS, "keepalive_count_max": KEEPALIVE_COUNT_MAX,
+            # AES-GCM first: hardware-accelerated almost everywhere, cheaper on the controller's
+            # CPU than chacha20 when hundreds of nodes are in flight; the rest stay as fallbacks.
+            "encryption_algs": PREFERRED_CIPHERS,
         }
         if self.identity_file:
             options["client_keys"] = [self._check_identity()]
