@@ -37,7 +37,7 @@ UNKNOWN_OP = "unknown_op"        # an op this agent does not serve
 UNAVAILABLE = "unavailable"      # this agent was built without the op's module
 INTERNAL = "internal"            # a bug in the agent: the message says where
 
-_COLLECT_ARGS = ("types", "files", "sysctl", "packages", "content", "contentMaxBytes",
+_COLLECT_ARGS = ("types", "files", "sysctl", "packages", "content", "contentPaths", "contentMaxBytes",
                  "customDir", "aptCacheDir", "timeout")
 
 
@@ -179,12 +179,14 @@ def collect(args: Mapping[str, Any]) -> Dict[str, Any]:
     types = _strings(args, "types")
     packages = _strings(args, "packages")  # None: every package; []: none
     max_bytes = _number(args, "contentMaxBytes", int)
+    content_paths = _strings(args, "contentPaths")
     given = {"content_max_bytes": max_bytes, "custom_dir": _string(args, "customDir"),
              "apt_cache_dir": _string(args, "aptCacheDir")}
     options = Options(
         files=tuple(_strings(args, "files") or ()),
         sysctl_keys=tuple(_strings(args, "sysctl") or ()),
-        content=bool(args.get("content")) or max_bytes is not None,
+        content=bool(args.get("content")) or max_bytes is not None or content_paths is not None,
+        content_paths=tuple(content_paths) if content_paths is not None else None,
         packages=tuple(packages) if packages is not None else None,
         **{key: value for key, value in given.items() if value is not None},
     )

@@ -37,6 +37,9 @@ class Options(NamedTuple):
     # AWS:Application reports only these packages (None: every installed package; an
     # empty tuple: none). A name it leaves out is not installed; see collectors.application.
     packages: Optional[Tuple[str, ...]] = None
+    # With content on, only these paths report their text (None: every requested path).
+    # The controller names the files whose content it may see: never those holding secrets.
+    content_paths: Optional[Tuple[str, ...]] = None
 
 
 def command_env() -> Dict[str, str]:

@@ -37,7 +37,8 @@ class Observation(NamedTuple):
 
 def collect(options: Options) -> List[dict]:
     limit = options.content_max_bytes if options.content else -1
-    return parse([observe(path, limit) for path in options.files])
+    wanted = options.content_paths
+    return parse([observe(path, limit if wanted is None or path in wanted else -1) for path in options.files])
 
 
 def parse(observations: List[Observation]) -> List[dict]:

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 from ..kinds.node import Node
 from ..model import Model
 from ..store import InventorySnapshot, Store
+from ..references import find_parameter_references, walk_strings
 from ..targets import matches
 from ..transport import TransportError, for_each_node, session_for
 
@@ -22,9 +23,12 @@ class CollectRequest:
     types: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
     sysctl: tuple[str, ...] = ()
+    content_paths: tuple[str, ...] = ()  # managed text files whose content plan may diff
 
     def as_args(self) -> dict:
         args: dict = {}
+        if self.content_paths:
+            args["contentPaths"] = list(self.content_paths)
         if self.types:
             args["types"] = list(self.types)
         if self.files:
@@ -47,18 +51,34 @@ class CollectResult:
 
 
 def request_for(model: Model, node: Node, types: Sequence[str] = ()) -> CollectRequest:
-    """Default types plus what this node's associations manage (paths and sysctl keys)."""
+    """Default types plus what this node's associations manage (paths and sysctl keys).
+
+    The text of managed files comes back too, for the plan's unified diffs, except for
+    files that may hold a secret: their content never leaves the node.
+    """
     files: list[str] = []
     sysctl: list[str] = []
+    content: list[str] = []
     for assoc in model.associations:
         if not matches(assoc.targets, node.name, node.labels):
             continue
+        secret_params = any(ref.secure for _, text in walk_strings(assoc.parameters)
+                            for ref in find_parameter_references(text))
         for resource in assoc.resources:
             if resource.type in ("files", "directories") and resource.id not in files:
                 files.append(resource.id)
+                if resource.type == "files" and not secret_params and not _may_hold_secret(model, resource):
+                    content.append(resource.id)
             elif resource.type == "sysctl" and resource.id not in sysctl:
                 sysctl.append(resource.id)
-    return CollectRequest(tuple(types), tuple(files), tuple(sysctl))
+    return CollectRequest(tuple(types), tuple(files), tuple(sysctl), tuple(content))
+
+
+def _may_hold_secret(model: Model, resource) -> bool:
+    texts = [v for _, v in walk_strings(resource.desired)]
+    if "template" in resource.desired:
+        texts.append(model.assets.get(resource.desired["template"], b"").decode("utf-8", "replace"))
+    return any(ref.secure for text in texts for ref in find_parameter_references(text))
 
 
 async def collect_one(node: Node, request: CollectRequest) -> dict:
