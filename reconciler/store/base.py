@@ -122,6 +122,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def latest_inventory(self, node: str) -> InventorySnapshot | None: ...
 
+    def latest_inventories(self, nodes: Iterable[str]) -> dict[str, InventorySnapshot]:
+        """`latest_inventory` of many nodes at once: node → snapshot (nodes with none are left out)."""
+        found = {}
+        for node in nodes:
+            snapshot = self.latest_inventory(node)
+            if snapshot is not None:
+                found[node] = snapshot
+        return found
+
     @abc.abstractmethod
     def inventory_nodes(self) -> list[tuple[str, str]]:
         """(node, captured_at of its latest snapshot), by node name."""
@@ -155,6 +164,10 @@ class Store(abc.ABC):
     # --- reconcile ---------------------------------------------------------------------
     @abc.abstractmethod
     def last_applied(self, node: str) -> dict[str, AppliedRecord]: ...
+
+    def last_applied_by_node(self, nodes: Iterable[str]) -> dict[str, dict[str, AppliedRecord]]:
+        """`last_applied` of many nodes at once: node → address → record (every node given is a key)."""
+        return {node: self.last_applied(node) for node in nodes}
 
     @abc.abstractmethod
     def record_applied(self, records: Iterable[AppliedRecord], events: Iterable[ResourceEvent] = ()) -> None:

@@ -127,4 +127,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             expires_at  TEXT NOT NULL
         );
     """),
+    (3, "which controller process runs a command", """
+        ALTER TABLE commands ADD COLUMN controller TEXT NOT NULL DEFAULT ''
+    """),
 ]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -42,6 +44,15 @@ class _ReconcileRecords:
         rows = self._db.execute("SELECT node, address, desired_hash, observed_hash, applied_at, git_revision, "
                                 "association, source FROM last_applied WHERE node = ?", (node,))
         return {r[1]: AppliedRecord(*r) for r in rows}
+
+    def last_applied_by_node(self, nodes) -> dict[str, dict[str, AppliedRecord]]:
+        found: dict[str, dict[str, AppliedRecord]] = {node: {} for node in nodes}
+        for chunk in _chunks(list(found)):
+            rows = self._db.execute("SELECT node, address, desired_hash, observed_hash, applied_at, git_revision, "
+                                    f"association, source FROM last_applied WHERE node IN ({_marks(chunk)})", chunk)
+            for r in rows:
+                found[r[0]][r[1]] = AppliedRecord(*r)
+        return found
 
     def record_applied(self, records, events=()) -> None:
         with _Transaction(self._db):
@@ -90,9 +101,6 @@ class _ReconcileRecords:
         return [ComplianceItem(*r[:8], details=json.loads(r[8])) for r in rows]
 
     def acquire_lease(self, node: str, owner: str, ttl_seconds: int) -> str | None:
-        import os
-        import socket
-
         now = datetime.now(timezone.utc)
         expires = (now + timedelta(seconds=ttl_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
         host = socket.gethostname()
@@ -109,10 +117,22 @@ class _ReconcileRecords:
             self._db.execute("DELETE FROM leases WHERE node = ? AND owner = ?", (node, owner))
 
 
+def _controller() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _lease_is_stale(row, host: str, now: datetime) -> bool:
     """Expired, or held by a process on this host that no longer exists (e.g. killed with SIGKILL)."""
-    import os
-
     owner, pid, lease_host, expires_at = row
     if expires_at < now.strftime("%Y-%m-%dT%H:%M:%SZ"):
         return True
@@ -146,7 +166,25 @@ class SQLiteStore(_ReconcileRecords, Store):
             raise StoreError(f"cannot open the state store {path}: {exc}") from None
         store = cls(db, path)
         store._migrate()
+        store.abandon_stale_commands()
         return store
+
+    def abandon_stale_commands(self) -> int:
+        """Commands left InProgress by a controller on this host that no longer runs (killed):
+        their unfinished invocations become Cancelled with the reason, so the record is honest."""
+        host = _controller().rsplit(":", 1)[0]
+        stale = [row[0] for row in self._db.execute(
+            "SELECT command_id, controller FROM commands WHERE status = 'InProgress'")
+            if row[1].rsplit(":", 1)[0] == host and not _alive(int(row[1].rsplit(":", 1)[1]))]
+        message = "the controller stopped before this finished (killed?); nothing more was done"
+        for command_id in stale:
+            with self._tx():
+                self._db.execute("UPDATE invocations SET status='Cancelled', status_details='Cancelled', message=?, "
+                                 "finished_at=? WHERE command_id=? AND status IN ('Pending', 'InProgress')",
+                                 (message, utcnow(), command_id))
+                self._db.execute("UPDATE commands SET status='Cancelled', status_details='Cancelled', finished_at=? "
+                                 "WHERE command_id=?", (utcnow(), command_id))
+        return len(stale)
 
     # --- plumbing ----------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -199,6 +237,16 @@ class SQLiteStore(_ReconcileRecords, Store):
             return None
         return InventorySnapshot(node, row[1], row[2], row[3], json.loads(row[4]), row[0])
 
+    def latest_inventories(self, nodes) -> dict[str, InventorySnapshot]:
+        found = {}
+        for chunk in _chunks(list(dict.fromkeys(nodes))):
+            rows = self._db.execute(
+                "SELECT node, id, captured_at, stored_at, fingerprint, document FROM inventory_snapshots WHERE id IN "
+                f"(SELECT MAX(id) FROM inventory_snapshots WHERE node IN ({_marks(chunk)}) GROUP BY node)", chunk)
+            for r in rows:
+                found[r[0]] = InventorySnapshot(r[0], r[2], r[3], r[4], json.loads(r[5]), r[1])
+        return found
+
     def inventory_nodes(self) -> list[tuple[str, str]]:
         rows = self._db.execute(
             "SELECT node, captured_at FROM inventory_snapshots WHERE id IN "
@@ -215,11 +263,11 @@ class SQLiteStore(_ReconcileRecords, Store):
         nodes = list(nodes)
         with self._tx():
             self._db.execute(
-                "INSERT INTO commands VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO commands VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (command.command_id, command.document_name, command.document_hash,
                  json.dumps(command.parameters, sort_keys=True), json.dumps(command.targets),
                  command.max_concurrency, command.max_errors, command.requested_at, command.status,
-                 command.status_details, command.finished_at, len(nodes)))
+                 command.status_details, command.finished_at, len(nodes), _controller()))
             self._db.executemany(
                 "INSERT INTO invocations (command_id, node, status, status_details) VALUES (?, ?, 'Pending', 'Pending')",
                 [(command.command_id, n) for n in nodes])
@@ -261,6 +309,7 @@ class SQLiteStore(_ReconcileRecords, Store):
         return [self._command(r, with_invocations=False) for r in rows.fetchall()]
 
     def _command(self, row, with_invocations: bool) -> CommandRecord:
+        row = tuple(row)[:12]
         invocations = self._invocations(row[0]) if with_invocations else ()
         return CommandRecord(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]), row[5], row[6],
                              row[7], row[8], row[9], row[10], row[11], invocations)
@@ -277,6 +326,16 @@ class SQLiteStore(_ReconcileRecords, Store):
                                 "finished_at FROM invocations WHERE command_id = ? ORDER BY node", (command_id,))
         return tuple(InvocationRecord(command_id, r[0], r[1], r[2], r[3], r[4], r[5], r[6], tuple(steps.get(r[0], ())))
                      for r in rows)
+
+
+def _chunks(items: list, size: int = 500):
+    """Slices of at most `size` items: one query each, well under SQLite's bound-parameter limit."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _marks(chunk: list) -> str:
+    return ",".join("?" * len(chunk))
 
 
 class _Transaction:

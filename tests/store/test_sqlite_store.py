@@ -143,3 +143,21 @@ def test_leases_exclude_a_second_owner_but_not_a_dead_one(store):
     assert store.acquire_lease("web-1", "run-b", 60) is None
     store._db.execute("UPDATE leases SET pid = 999999999")  # a holder that no longer exists
     assert store.acquire_lease("web-1", "run-c", 60) is None
+
+
+def test_a_command_left_in_progress_by_a_dead_controller_is_marked_cancelled(tmp_path):
+    url = f"sqlite:///{tmp_path}/state.db"
+    with open_store(url) as store:
+        store.create_command(CommandRecord("c-dead", "AWS-RunShellScript", "h", {}, [], "1", "0", "t0",
+                                           status="InProgress", status_details="InProgress"), ["n1", "n2"])
+        store.update_invocation("c-dead", "n1", status="Success", status_details="Success")
+        store._db.execute("UPDATE commands SET controller = ? WHERE command_id = 'c-dead'",
+                          (f"{__import__('socket').gethostname()}:999999999",))
+        store.create_command(CommandRecord("c-live", "AWS-RunShellScript", "h", {}, [], "1", "0", "t1",
+                                           status="InProgress", status_details="InProgress"), ["n1"])
+    with open_store(url) as store:
+        dead = store.get_command("c-dead")
+        assert dead.status == "Cancelled"
+        assert [(i.node, i.status) for i in dead.invocations] == [("n1", "Success"), ("n2", "Cancelled")]
+        assert "controller stopped" in dead.invocations[1].message
+        assert store.get_command("c-live").status == "InProgress", "its controller (this test) is alive"
