@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+import functools
 import hashlib
 import json
 import re
@@ -20,7 +21,7 @@ from typing import Any, Callable, Mapping
 from .compile import DesiredNode, DesiredResource
 from .kinds.base import thaw
 from .planmodel import Action, Classification, FieldChange, NodePlan, ResourcePlan
-from .versions import comparator, parse_constraint
+from .versions import Constraint, comparator, parse_constraint
 from .windows import WindowState
 
 UNKNOWN = object()  # "could not observe"
@@ -60,35 +61,71 @@ def _type(inventory: Mapping | None, name: str):
 
 
 def _index(entries, key: str) -> dict:
-    return {e.get(key): e for e in entries}
+    try:
+        return {e[key]: e for e in entries}  # the usual case, and faster
+    except (KeyError, TypeError):
+        return {e.get(key): e for e in entries}
 
 
-def observe(resource: DesiredResource, inventory: Mapping | None) -> Observation:
-    return _OBSERVERS[resource.type](resource, inventory)
+class InventoryView:
+    """A node's inventory document with each type looked up and indexed at most once.
+
+    Every resource of a node is observed against the same document: plan_node makes one
+    view per node, so a type of hundreds of entries is indexed once, not once per resource.
+    """
+
+    __slots__ = ("document", "_types", "_indexes")
+
+    def __init__(self, document: Mapping | None):
+        self.document = document
+        self._types: dict = {}
+        self._indexes: dict = {}
+
+    def type(self, name: str):
+        """(entries, reason) as `_type`."""
+        found = self._types.get(name)
+        if found is None:
+            found = self._types[name] = _type(self.document, name)
+        return found
+
+    def index(self, name: str, key: str) -> dict:
+        """The entries of a type that was observed (`type()` gave entries) by their `key`."""
+        found = self._indexes.get((name, key))
+        if found is None:
+            found = self._indexes[name, key] = _index(self.type(name)[0], key)
+        return found
+
+
+def _view(inventory) -> InventoryView:
+    return inventory if isinstance(inventory, InventoryView) else InventoryView(inventory)
+
+
+def observe(resource: DesiredResource, inventory: Mapping | InventoryView | None) -> Observation:
+    return _OBSERVERS[resource.type](resource, _view(inventory))
 
 
 def _observe_package(resource, inventory):
-    entries, reason = _type(inventory, "AWS:Application")
+    entries, reason = inventory.type("AWS:Application")
     if entries is None:
         return Observation(UNKNOWN, reason)
-    entry = _index(entries, "Name").get(resource.id)
+    entry = inventory.index("AWS:Application", "Name").get(resource.id)
     if entry is None or entry.get("Installed") is False:
         return Observation(None)
     state = {"version": entry.get("Version", ""), "manager": entry.get("PackageManager", "apt")}
     if resource.spec.get("ensure") == "latest":
-        updates, reason = _type(inventory, "plumb:AvailableUpdate")
+        updates, reason = inventory.type("plumb:AvailableUpdate")
         if updates is None:
             return Observation(UNKNOWN, reason)
-        update = _index(updates, "Name").get(resource.id)
+        update = inventory.index("plumb:AvailableUpdate", "Name").get(resource.id)
         state["candidate"] = update.get("CandidateVersion") if update else state["version"]
     return Observation(state)
 
 
 def _observe_path(resource, inventory):
-    entries, reason = _type(inventory, "AWS:File")
+    entries, reason = inventory.type("AWS:File")
     if entries is None:
         return Observation(UNKNOWN, reason)
-    entry = _index(entries, "Path").get(resource.id)
+    entry = inventory.index("AWS:File", "Path").get(resource.id)
     if entry is None:
         return Observation(UNKNOWN, f"{resource.id} was not observed: collect inventory again")
     if entry.get("Error"):
@@ -105,15 +142,15 @@ def _observe_path(resource, inventory):
 
 
 def _observe_user(resource, inventory):
-    users, reason = _type(inventory, "plumb:User")
+    users, reason = inventory.type("plumb:User")
     if users is None:
         return Observation(UNKNOWN, reason)
-    entry = _index(users, "Name").get(resource.id)
+    entry = inventory.index("plumb:User", "Name").get(resource.id)
     if entry is None:
         return Observation(None)
     state = {"uid": entry.get("Uid"), "shell": entry.get("Shell"), "home": entry.get("Home")}
     if "groups" in resource.spec:
-        groups, reason = _type(inventory, "plumb:Group")
+        groups, reason = inventory.type("plumb:Group")
         if groups is None:
             return Observation(UNKNOWN, reason)
         state["groups"] = tuple(sorted(g["Name"] for g in groups if resource.id in (g.get("Members") or ())
@@ -122,10 +159,10 @@ def _observe_user(resource, inventory):
 
 
 def _observe_sysctl(resource, inventory):
-    entries, reason = _type(inventory, "plumb:Sysctl")
+    entries, reason = inventory.type("plumb:Sysctl")
     if entries is None:
         return Observation(UNKNOWN, reason)
-    entry = _index(entries, "Key").get(resource.id)
+    entry = inventory.index("plumb:Sysctl", "Key").get(resource.id)
     if entry is None:
         return Observation(UNKNOWN, f"sysctl {resource.id} was not observed: collect inventory again")
     if entry.get("Error") or not entry.get("Exists", True):
@@ -135,11 +172,11 @@ def _observe_sysctl(resource, inventory):
 
 
 def _observe_service(resource, inventory):
-    entries, reason = _type(inventory, "AWS:Service")
+    entries, reason = inventory.type("AWS:Service")
     if entries is None:
         return Observation(UNKNOWN, reason)
     name = resource.id.removesuffix(".service")
-    entry = _index(entries, "Name").get(name)
+    entry = inventory.index("AWS:Service", "Name").get(name)
     if entry is None:
         return Observation(None)
     return Observation({"running": entry.get("Status") == "running",
@@ -172,12 +209,27 @@ def _compare_package(spec, observed, resource):
         return (Action.UPDATE, [FieldChange("version", installed, observed["candidate"])],
                 f"{installed} installed, {observed['candidate']} available")
     if spec.get("version"):
-        constraint = parse_constraint(spec["version"])
-        if not constraint.satisfied_by(installed, comparator(observed.get("manager", "apt"))):
+        constraint, satisfied = _version_check(spec["version"], installed, observed.get("manager", "apt"))
+        if not satisfied:
             return (Action.UPDATE, [FieldChange("version", installed, str(constraint))],
                     f"{installed} installed, {constraint} wanted")
         return Action.NOOP, [], f"{installed} installed, satisfies {constraint}"
     return Action.NOOP, [], f"{installed} installed"
+
+
+def _version_check(wanted: str, installed: str, manager: str) -> tuple[Constraint, bool]:
+    """(the constraint, whether `installed` satisfies it). Pure, and a fleet has the same few
+    versions on every node, so each comparison is made once."""
+    try:
+        return _cached_version_check(wanted, installed, manager)
+    except TypeError:  # an unhashable value (no valid inventory has one): as without the cache
+        return _cached_version_check.__wrapped__(wanted, installed, manager)
+
+
+@functools.lru_cache(maxsize=8192)
+def _cached_version_check(wanted: str, installed: str, manager: str) -> tuple[Constraint, bool]:
+    constraint = parse_constraint(wanted)
+    return constraint, constraint.satisfied_by(installed, comparator(manager))
 
 
 def _compare_path(spec, observed, resource):
@@ -272,29 +324,36 @@ def classify(resource: DesiredResource, observation: Observation, action: Action
     return Classification.DRIFT, f"changed outside plumb since {last.applied_at or 'the last apply'}"
 
 
-def plan_resource(resource: DesiredResource, inventory: Mapping | None, last: LastApplied | None,
+def plan_resource(resource: DesiredResource, inventory: Mapping | InventoryView | None, last: LastApplied | None,
                   window: WindowState | None) -> ResourcePlan:
-    observation = observe(resource, inventory)
-    base = dict(address=resource.address, type=resource.type, id=resource.id, association=resource.association,
-                source=resource.source, sensitive=resource.sensitive, severity=resource.severity,
-                window=resource.window)
+    return _plan_observed(resource, observe(resource, inventory), last, window)
+
+
+def _plan_observed(resource: DesiredResource, observation: Observation, last: LastApplied | None,
+                   window: WindowState | None) -> ResourcePlan:
     if observation.state is UNKNOWN:
-        return ResourcePlan(**base, action=Action.NOOP, classification=Classification.UNKNOWN,
-                            reason=f"unknown: {observation.reason}")
+        return _resource_plan(resource, Action.NOOP, Classification.UNKNOWN, f"unknown: {observation.reason}")
     action, changes, why = compare(resource, observation.state)
     if action is Action.NOOP:
-        return ResourcePlan(**base, action=action, classification=Classification.IN_SYNC, reason=why)
+        return _resource_plan(resource, action, Classification.IN_SYNC, why)
     classification, because = classify(resource, observation, action, last)
     reason = f"{why} ({because})"
     content_diff = _content_diff(resource, observation.state)
     triggers = resource.on_change if resource.type == "files" else ()
     if window is not None and not window.open:
         until = window.next_open.strftime("%Y-%m-%dT%H:%M:%SZ") if window.next_open else ""
-        return ResourcePlan(**base, action=action, classification=Classification.BLOCKED,
-                            reason=f"{reason}; {window.describe()}", changes=tuple(changes),
-                            content_diff=content_diff, blocked_until=until, triggers=triggers)
-    return ResourcePlan(**base, action=action, classification=classification, reason=reason,
-                        changes=tuple(changes), content_diff=content_diff, triggers=triggers)
+        return _resource_plan(resource, action, Classification.BLOCKED, f"{reason}; {window.describe()}",
+                              changes=tuple(changes), content_diff=content_diff, blocked_until=until,
+                              triggers=triggers)
+    return _resource_plan(resource, action, classification, reason, changes=tuple(changes),
+                          content_diff=content_diff, triggers=triggers)
+
+
+def _resource_plan(resource: DesiredResource, action: Action, classification: Classification, reason: str,
+                   **rest) -> ResourcePlan:
+    return ResourcePlan(resource.address, resource.type, resource.id, resource.association, resource.source, action,
+                        classification, reason, sensitive=resource.sensitive, severity=resource.severity,
+                        window=resource.window, **rest)
 
 
 def _content_diff(resource: DesiredResource, observed) -> str:
@@ -319,11 +378,49 @@ def _content_diff(resource: DesiredResource, observed) -> str:
 
 def plan_node(desired: DesiredNode, inventory: Mapping | None, last_applied: Mapping[str, LastApplied],
               windows: Mapping[str, WindowState], *, fingerprint: str = "", inventory_time: str = "") -> NodePlan:
-    resources = tuple(
-        plan_resource(r, inventory, last_applied.get(r.address), windows.get(r.window) if r.window else None)
-        for r in desired.resources)
-    document = corrective_document(desired, resources)
-    return NodePlan(desired.node, True, "", fingerprint, inventory_time, resources, document)
+    return Planner().plan_node(desired, inventory, last_applied, windows, fingerprint=fingerprint,
+                               inventory_time=inventory_time)
+
+
+class Planner:
+    """plan_node for the nodes of one plan.
+
+    `shared(resource)` says that a DesiredResource object is given to many nodes (the
+    Compiler's are, for all but rendered files). Such a resource in sync or unknown on a
+    node gets the ResourcePlan made for a node where it was observed the same: that plan
+    depends on nothing else, and it is frozen, so sharing it is invisible.
+    """
+
+    def __init__(self, shared: Callable[[DesiredResource], bool] = lambda resource: False):
+        self.shared = shared
+        self._made: dict[tuple, ResourcePlan] = {}  # (id(resource), observation) → its in-sync/unknown plan
+
+    def plan_node(self, desired: DesiredNode, inventory: Mapping | None, last_applied: Mapping[str, LastApplied],
+                  windows: Mapping[str, WindowState], *, fingerprint: str = "", inventory_time: str = "") -> NodePlan:
+        view = InventoryView(inventory)
+        resources = tuple([self._resource(r, view, last_applied, windows) for r in desired.resources])
+        document = corrective_document(desired, resources)
+        return NodePlan(desired.node, True, "", fingerprint, inventory_time, resources, document)
+
+    def _resource(self, resource: DesiredResource, view: InventoryView, last_applied, windows) -> ResourcePlan:
+        observation = observe(resource, view)
+        key = _reuse_key(resource, observation) if self.shared(resource) else None
+        if key is not None:
+            made = self._made.get(key)
+            if made is not None:
+                return made
+        planned = _plan_observed(resource, observation, last_applied.get(resource.address),
+                                 windows.get(resource.window) if resource.window else None)
+        if key is not None and planned.action is Action.NOOP:  # in sync or unknown: nothing else matters
+            self._made[key] = planned
+        return planned
+
+
+def _reuse_key(resource: DesiredResource, observation: Observation) -> tuple:
+    """What a shared resource's in-sync or unknown plan depends on besides the resource. The
+    observed state is keyed by its repr, which tells apart all JSON values (1, 1.0, True, "1")."""
+    state = observation.state
+    return id(resource), ("unknown", observation.reason) if state is UNKNOWN else repr(state)
 
 
 def unreachable(node: str, error: str) -> NodePlan:

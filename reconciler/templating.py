@@ -8,6 +8,7 @@ caller decides how a reference resolves (the store, a placeholder for planning, 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -60,10 +61,18 @@ def syntax_problems(text: str, name: str = "<template>") -> list[TemplateProblem
     return []
 
 
+def is_constant(text: str) -> bool:
+    """True when `render(text, ...)` is `text` whatever the context: no Jinja syntax (nor
+    `{{ssm:...}}`) and no newline for Jinja to normalise."""
+    return "{" not in text and "\r" not in text
+
+
 def render(text: str, context: Mapping[str, Any], ssm: Callable[[str, bool], str], name: str = "<template>") -> str:
     """Render in the sandbox; undefined names, sandbox violations and errors → TemplateError."""
+    if is_constant(text):
+        return text
     try:
-        template = _ENV.from_string(prepare(text))
+        template = _compiled(text)
         return template.render({**context, "ssm": ssm})
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(TemplateProblem(exc.lineno or 0, exc.message or str(exc))) from None
@@ -73,6 +82,13 @@ def render(text: str, context: Mapping[str, Any], ssm: Callable[[str, bool], str
         raise TemplateError(TemplateProblem(_error_line(exc, name), f"not allowed in a template: {exc}")) from None
     except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
         raise TemplateError(TemplateProblem(_error_line(exc, name), str(exc))) from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(text: str) -> jinja2.Template:
+    """The compiled template of a text: compiled once, rendered for every node (templates are
+    immutable; a syntax error is raised again each time, never cached)."""
+    return _ENV.from_string(prepare(text))
 
 
 def _error_line(exc: BaseException, name: str) -> int:

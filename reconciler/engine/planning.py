@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 from .. import windows as window_state
-from ..compile import Resolver, compile_node, facts_from_inventory, model_resolver
+from ..compile import Compiler, Resolver, facts_from_inventory, model_resolver
 from ..kinds.node import Node
 from ..model import Model
-from ..plan import LastApplied, plan_node, unreachable
+from ..plan import LastApplied, Planner, unreachable
 from ..planmodel import FORMAT_VERSION, NodePlan, Plan
 from ..store import Store
 from ..transport import TransportError, for_each_node
@@ -31,9 +31,10 @@ def windows_at(model: Model, now: datetime, ignore: bool = False) -> dict:
 async def observe(model: Model, nodes: Sequence[Node], store: Store, *, offline: bool, limit: int = 64) -> dict:
     """node name → (inventory document | None, error). Fresh inventory is stored as a snapshot."""
     if offline:
+        snapshots = store.latest_inventories(node.name for node in nodes)
         found = {}
         for node in nodes:
-            snapshot = store.latest_inventory(node.name)
+            snapshot = snapshots.get(node.name)
             found[node.name] = (snapshot, "" if snapshot else "no stored inventory (offline plan)")
         return found
 
@@ -47,24 +48,36 @@ async def observe(model: Model, nodes: Sequence[Node], store: Store, *, offline:
 
 
 def last_applied_of(store: Store, node: str) -> dict[str, LastApplied]:
+    return _last_applied(store.last_applied(node))
+
+
+def _last_applied(records) -> dict[str, LastApplied]:
     return {address: LastApplied(r.desired_hash, r.observed_hash, r.applied_at, r.git_revision)
-            for address, r in store.last_applied(node).items()}
+            for address, r in records.items()}
+
+
+_CHUNK = 500  # nodes whose last-applied records are read from the store in one query
 
 
 def build_plan(model: Model, nodes: Sequence[Node], observed: dict, store: Store, *, now: datetime,
                resolver: Resolver | None = None, ignore_windows: bool = False) -> Plan:
-    resolver = resolver or model_resolver(model)
+    nodes = list(nodes)
+    compiler = Compiler(model, resolver or model_resolver(model))
+    planner = Planner(shared=compiler.shares)
     windows = windows_at(model, now, ignore_windows)
     node_plans: list[NodePlan] = []
     problems: list[str] = []
-    for node in nodes:
-        snapshot, error = observed[node.name]
-        if snapshot is None:
-            node_plans.append(unreachable(node.name, error))
-            continue
-        desired = compile_node(model, node, facts_from_inventory(snapshot.document), resolver)
-        problems.extend(d.render() for d in desired.diagnostics)
-        node_plans.append(plan_node(desired, snapshot.document, last_applied_of(store, node.name), windows,
-                                    fingerprint=snapshot.fingerprint, inventory_time=snapshot.captured_at))
+    for start in range(0, len(nodes), _CHUNK):
+        chunk = nodes[start:start + _CHUNK]
+        applied = store.last_applied_by_node(n.name for n in chunk if observed[n.name][0] is not None)
+        for node in chunk:
+            snapshot, error = observed[node.name]
+            if snapshot is None:
+                node_plans.append(unreachable(node.name, error))
+                continue
+            desired = compiler.compile(node, facts_from_inventory(snapshot.document))
+            problems.extend(d.render() for d in desired.diagnostics)
+            node_plans.append(planner.plan_node(desired, snapshot.document, _last_applied(applied[node.name]), windows,
+                                                fingerprint=snapshot.fingerprint, inventory_time=snapshot.captured_at))
     return Plan(FORMAT_VERSION, now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), model.root,
                 gitinfo.revision(model.root), tuple(node_plans), tuple(problems))
