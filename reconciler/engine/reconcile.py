@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
-from ..compile import DesiredResource, Resolver, compile_node, facts_from_inventory, model_resolver
+from ..compile import Resolver, compile_node, facts_from_inventory, model_resolver
 from ..kinds.node import Node
 from ..model import Model
 from ..plan import observe as observe_resource
@@ -78,7 +78,7 @@ async def reconcile(model: Model, nodes: Sequence[Node], plan: Plan, store: Stor
             await _apply_association(model, association, work, run, outcomes)
     final = await _verify(model, [by_name[p.node] for p in plan.nodes if p.reachable], store, now, resolver,
                           ignore_windows, outcomes, on_event)
-    _record(model, plan, final, outcomes, store, run_id, now, ignore_windows)
+    _record(model, plan, final, outcomes, store, run_id, resolver, ignore_windows)
     return ReconcileResult(run_id, plan, outcomes, final)
 
 
@@ -287,7 +287,7 @@ async def _verify(model, nodes, store, now, resolver, ignore_windows, outcomes, 
     return final
 
 
-def _record(model, plan, final, outcomes, store, run_id, now, ignore_windows) -> None:
+def _record(model, plan, final, outcomes, store, run_id, resolver, ignore_windows) -> None:
     """Last-applied state, history events and Association compliance, per node."""
     at = utcnow()
     revision = plan.git_revision
@@ -299,12 +299,15 @@ def _record(model, plan, final, outcomes, store, run_id, now, ignore_windows) ->
         records, events = [], []
         before = {r.address: r for r in node_plan.resources}
         node = model.node(node_plan.node)
-        desired = {d.address: d for d in _desired_for(model, node, store)} if node else {}
+        snapshot = store.latest_inventory(node_plan.node)  # read once per node: it is large
+        inventory = snapshot.document if snapshot else None
+        desired = {d.address: d for d in compile_node(model, node, facts_from_inventory(inventory),
+                                                       resolver).resources} if node else {}
         for resource in current.resources:
             source = f"{resource.source.file}:{resource.source.line}"
             planned = before.get(resource.address)
             if resource.classification is Classification.IN_SYNC and resource.address in desired:
-                observed_hash = _observed_hash(desired[resource.address], store, node_plan.node)
+                observed_hash = observe_resource(desired[resource.address], inventory).projection_hash()
                 records.append(AppliedRecord(node_plan.node, resource.address, desired[resource.address].desired_hash(),
                                              observed_hash, at, revision, resource.association, source))
             if planned is not None and planned.will_change:
@@ -321,17 +324,6 @@ def _record(model, plan, final, outcomes, store, run_id, now, ignore_windows) ->
                                             resource.association, source, detail))
         store.record_applied(records, events)
         store.put_compliance(node_plan.node, "Association", _compliance(model, current, outcome, run_id, at))
-
-
-def _desired_for(model, node, store) -> tuple[DesiredResource, ...]:
-    snapshot = store.latest_inventory(node.name)
-    return compile_node(model, node, facts_from_inventory(snapshot.document if snapshot else None),
-                        model_resolver(model)).resources
-
-
-def _observed_hash(resource: DesiredResource, store, node: str) -> str:
-    snapshot = store.latest_inventory(node)
-    return observe_resource(resource, snapshot.document if snapshot else None).projection_hash()
 
 
 def _compliance(model, node_plan: NodePlan, outcome: NodeOutcome, run_id: str, at: str) -> list[ComplianceItem]:
