@@ -31,6 +31,7 @@ class Options:
     state: str
     output: str
     debug: bool
+    key_dir: str = ""
 
 
 def shared_options(func):
@@ -42,10 +43,12 @@ def shared_options(func):
                   help="State store URL (env PLUMB_STATE).")
     @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
                   help="text for people, json for programs.")
+    @click.option("--key-dir", envvar="PLUMB_KEY_DIR", default=".plumb/keys", show_default=True,
+                  help="Directory of the controller's sealing key pair (env PLUMB_KEY_DIR).")
     @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
     @functools.wraps(func)
-    def wrapper(*args, manifests, state, output, debug, **kwargs):
-        options = Options(manifests, state, output, debug)
+    def wrapper(*args, manifests, state, output, debug, key_dir, **kwargs):
+        options = Options(manifests, state, output, debug, key_dir)
         try:
             return func(options, *args, **kwargs)
         except click.exceptions.Exit:
@@ -170,4 +173,4 @@ def _echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-from . import cli_ops, cli_plan, cli_reports  # noqa: E402,F401  (register their commands on `main`)
+from . import cli_ops, cli_params, cli_plan, cli_reports  # noqa: E402,F401  (register their commands on `main`)

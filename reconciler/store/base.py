@@ -112,6 +112,69 @@ class ComplianceItem:
     details: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ParameterVersion:
+    """One version of a Parameter Store parameter. A SecureString's value is only ever kept
+    sealed (for the controller's key); `digest` is the sha256 of the plaintext, which is what
+    redaction markers show (first 8 hex digits) so a change stays visible."""
+
+    name: str  # normalised: always starts with "/"
+    version: int
+    type: str  # String | StringList | SecureString
+    value: str | None  # plain text (StringList: comma-joined); None for SecureString
+    sealed_value: str | None  # SecureString only: plumb-sealed:v1:...
+    digest: str  # sha256 hex of the plaintext value
+    description: str = ""
+    tier: str = "Standard"
+    allowed_pattern: str = ""
+    data_type: str = "text"
+    policies: tuple = ()  # SSM policy objects as plain dicts: {"Type", "Version", "Attributes"}
+    labels: tuple[str, ...] = ()  # the labels currently attached to this version, sorted
+    modified_at: str = ""
+    modified_by: str = ""  # e.g. "reconcile git:1a2b3c4 manifests/parameters/web.yaml:5" or "cli root@host"
+    source: str = "cli"  # "git" (written by reconcile from a manifest) | "cli"
+
+
+@dataclass(frozen=True)
+class ParameterRecord:
+    """A parameter as it is now: its latest version, plus what reconcile last wrote from git."""
+
+    latest: ParameterVersion
+    created_at: str
+    applied_hash: str = ""  # parameters.state_hash() of what reconcile last wrote from git; "" if never
+    applied_at: str = ""
+    applied_revision: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.latest.name
+
+
+@dataclass(frozen=True)
+class ParameterWrite:
+    """One atomic change to one parameter, computed by `reconciler.parameters` (SSM's rules)
+    and carried out by a store as a single transaction.
+
+    The store checks `expected_version` first (0: the parameter must not exist) and raises
+    ParameterConflict if it does not hold, so two writers never interleave (SSM's TooManyUpdates).
+    """
+
+    name: str
+    expected_version: int
+    new_version: ParameterVersion | None = None  # a new value (version = expected_version + 1)
+    metadata: ParameterVersion | None = None  # metadata-only change: description, tier, ... of the latest
+    evict: tuple[int, ...] = ()  # versions to drop from history (oldest first)
+    labels: tuple[tuple[str, int], ...] = ()  # (label, version): attach, moving it off any other version
+    applied_hash: str | None = None  # set the record's applied_hash/at/revision (a write from git)
+    applied_at: str = ""
+    applied_revision: str = ""
+    delete: bool = False  # remove the parameter and its whole history
+
+
+class ParameterConflict(StoreError):
+    """The parameter changed between reading and writing it (SSM: TooManyUpdates)."""
+
+
 class Store(abc.ABC):
     """Everything the controller persists. Every write is durable when the call returns."""
 
@@ -192,6 +255,23 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def release_lease(self, node: str, owner: str) -> None: ...
+
+    # --- Parameter Store -----------------------------------------------------------------
+    @abc.abstractmethod
+    def parameter(self, name: str) -> ParameterRecord | None:
+        """The parameter (name normalised with a leading "/"), or None."""
+
+    @abc.abstractmethod
+    def parameters(self, prefix: str = "/") -> list[ParameterRecord]:
+        """Every parameter whose name starts with `prefix`, by name."""
+
+    @abc.abstractmethod
+    def parameter_history(self, name: str) -> list[ParameterVersion]:
+        """Every version kept (at most 100 unless labelled ones block eviction), oldest first."""
+
+    @abc.abstractmethod
+    def write_parameter(self, write: ParameterWrite) -> None:
+        """Carry out one ParameterWrite in one transaction, or raise ParameterConflict."""
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""`plumb param ...` and `plumb secret ...` (being written)."""
