@@ -12,7 +12,9 @@ import sys
 import click
 
 from .cli import EXIT_ERROR, EXIT_OK, Options, _echo_json, _print_diagnostics, main, shared_options
-from .docparams import InvalidParameters, parse_cli_parameters, resolve
+from .compile import ResolveError
+from .docparams import InvalidParameters, expand_references, parse_cli_parameters, resolve
+from .engine.paramsync import ParameterContext
 from .engine import inventory as inventory_engine
 from .engine import runcommand
 from .loader import load
@@ -171,15 +173,19 @@ def run_command(options: Options, document, targets, names, parameters, max_conc
     if doc is None:
         known = ", ".join(sorted(d.name for d in model.documents))
         raise click.ClickException(f"no Document named '{document}' (known: {known})")
-    try:
-        resolved = resolve(doc, parse_cli_parameters(parameters))
-    except InvalidParameters as exc:
-        raise click.ClickException(f"InvalidParameters: {exc}") from None
     nodes = _nodes(model, targets, names)
-    request = runcommand.RunRequest(doc, resolved, nodes, list(targets) + [f"InstanceIds={n}" for n in names],
-                                    max_concurrency, max_errors)
-    progress = Progress(len(nodes), "invocations", enabled=options.output == "text")
     with open_store(options.state) as store:
+        context = ParameterContext(model, store, options.key_dir)
+        try:
+            given = parse_cli_parameters(parameters)
+            expanded, secret, _ = expand_references(doc, given, lambda ref: _resolve_reference(context, ref))
+            resolved = resolve(doc, expanded, sensitive=secret)
+        except InvalidParameters as exc:
+            raise click.ClickException(f"InvalidParameters: {exc}") from None
+        request = runcommand.RunRequest(doc, resolved, nodes, list(targets) + [f"InstanceIds={n}" for n in names],
+                                        max_concurrency, max_errors, recorded_parameters=given,
+                                        scrubber=context.scrubber)
+        progress = Progress(len(nodes), "invocations", enabled=options.output == "text")
         command_id = asyncio.run(runcommand.run(request, store, _run_renderer(progress, options)))
         record = store.get_command(command_id)
     progress.close()
@@ -189,6 +195,14 @@ def run_command(options: Options, document, targets, names, parameters, max_conc
         _print_command(record)
     # SSM calls a command Success even when some nodes were Undeliverable; a pipeline wants to know.
     sys.exit(EXIT_OK if all(i.status == "Success" for i in record.invocations) else EXIT_ERROR)
+
+
+def _resolve_reference(context: ParameterContext, ref):
+    """A `{{ssm:...}}` in a run-time parameter, resolved now (SSM: at SendCommand time, no fallback)."""
+    try:
+        return context.resolve(ref.name + (f":{ref.selector}" if ref.selector else ""), ref.secure)
+    except ResolveError as exc:
+        raise InvalidParameters(str(exc)) from None
 
 
 def _run_renderer(progress: Progress, options: Options):

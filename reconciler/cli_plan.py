@@ -19,7 +19,9 @@ from . import render
 from .cli import EXIT_ERROR, EXIT_OK, Options, _echo_json, main, shared_options
 from .cli_ops import _model, _nodes, with_targets
 from .engine import artifact, gitinfo
-from .engine.planning import build_plan, observe
+from .engine.paramsync import ParameterContext
+from .engine.planning import observe, plan_everything
+from .planmodel import PARAMETER_STORE
 from .engine.reconcile import now_utc, reconcile
 from .progress import Progress
 from .store import open_store
@@ -39,7 +41,8 @@ def _plan(options: Options, model, nodes, store, *, offline: bool, ignore_window
         progress.finished(f"observed {name}" if snapshot else f"unreachable {name}: {error}",
                           "ok" if snapshot else "unreachable")
     progress.close()
-    return build_plan(model, nodes, observed, store, now=now_utc(), ignore_windows=ignore_windows)
+    return plan_everything(model, nodes, observed, store, now=now_utc(), key_dir=options.key_dir,
+                           ignore_windows=ignore_windows)
 
 
 @main.command("plan")
@@ -64,7 +67,7 @@ def plan_command(options: Options, targets, names, out, detailed_exitcode, allow
     model = _model(options)
     nodes = _nodes(model, targets, names)
     with open_store(options.state) as store:
-        plan = _plan(options, model, nodes, store, offline=offline)
+        plan, _ = _plan(options, model, nodes, store, offline=offline)
     _write_reports(plan, junit, sarif, markdown)
     if out:
         Path(out).write_text(artifact.to_json(plan, gitinfo.digest(model.root)), encoding="utf-8")
@@ -131,21 +134,22 @@ def reconcile_command(options: Options, targets, names, plan_file, ignore_window
             git_pull=tuple(git_pull) if git_pull else None, metrics_address=metrics_address,
             debounce_seconds=debounce, tick_seconds=tick, ignore_windows=ignore_windows,
             allow_unreachable=allow_unreachable, output=options.output, max_cycles=max_cycles,
-            debug=options.debug)))
+            debug=options.debug, key_dir=options.key_dir)))
     model = _model(options)
     with open_store(options.state) as store:
         if plan_file:
-            plan, nodes = _saved_plan(options, model, store, plan_file)
+            plan, nodes, parameters = _saved_plan(options, model, store, plan_file)
         else:
             nodes = _nodes(model, targets, names)
-            plan = _plan(options, model, nodes, store, offline=False, ignore_windows=ignore_windows)
+            plan, parameters = _plan(options, model, nodes, store, offline=False, ignore_windows=ignore_windows)
         if plan.diagnostics:
             for problem in plan.diagnostics:
                 click.echo(problem, err=True)
             raise click.ClickException("the plan has errors; nothing was applied")
         progress = Progress(sum(bool(p.changes) for p in plan.nodes), "nodes", enabled=options.output == "text")
         result = asyncio.run(reconcile(model, nodes, plan, store, now=now_utc(), ignore_windows=ignore_windows,
-                                       on_event=_reconcile_renderer(progress)))
+                                       on_event=_reconcile_renderer(progress), parameters=parameters,
+                                       resolver=parameters.resolver(), scrubber=parameters.scrubber))
         progress.close()
     unreachable = [p.node for p in plan.nodes if not p.reachable]
     ok = result.ok and (allow_unreachable or not unreachable)
@@ -166,12 +170,17 @@ def _saved_plan(options, model, store, plan_file):
         raise click.ClickException(
             f"the manifests changed since {plan_file} was made (revision {plan.git_revision or 'none'}, now "
             f"{gitinfo.revision(model.root) or 'none'}); make a new plan. Nothing was applied.")
-    nodes = [model.node(p.node) for p in plan.nodes]
+    nodes = [model.node(p.node) for p in plan.nodes if p.node != PARAMETER_STORE]
     if any(n is None for n in nodes):
         raise click.ClickException(f"{plan_file} names nodes that are no longer in the manifests")
     observed = asyncio.run(observe(model, nodes, store, offline=False))
+    parameters = ParameterContext(model, store, options.key_dir)
     moved = []
     for node_plan in plan.nodes:
+        if node_plan.node == PARAMETER_STORE:
+            if parameters.plan(now_utc()).inventory_fingerprint != node_plan.inventory_fingerprint:
+                moved.append(f"{PARAMETER_STORE} (a parameter changed)")
+            continue
         snapshot, error = observed[node_plan.node]
         now = snapshot.fingerprint if snapshot else f"unreachable: {error}"
         if node_plan.reachable and now != node_plan.inventory_fingerprint:
@@ -179,7 +188,7 @@ def _saved_plan(options, model, store, plan_file):
     if moved:
         raise click.ClickException(f"these nodes changed since {plan_file} was made: {', '.join(moved)}; "
                                    "make a new plan. Nothing was applied.")
-    return plan, nodes
+    return plan, nodes, parameters
 
 
 def _reconcile_renderer(progress: Progress):

@@ -11,12 +11,13 @@ A template problem becomes a located diagnostic and the resource is left out.
 from __future__ import annotations
 
 import hashlib
+import json
 import posixpath
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-from . import templating
+from . import docparams, templating
 from .diagnostics import Diagnostic
 from .kinds.association import Association, Resource
 from .kinds.base import freeze, thaw
@@ -24,10 +25,25 @@ from .kinds.node import Node
 from .kinds.parameter import normalise_name
 from .model import Model
 from .planmodel import Source
+from .references import ParameterReference, find_parameter_references
 from .targets import matches
 
-# resolve(reference_body, secure) -> value; raises ResolveError when it cannot.
-Resolver = Callable[[str, bool], str]
+@dataclass(frozen=True)
+class Resolved:
+    """What a `{{ssm:...}}` reference resolved to: the value and which version of which parameter."""
+
+    value: str
+    name: str  # normalised ("/a/b")
+    version: int  # 0 when unknown (the manifests' own value, before the store has it)
+    type: str = "String"  # String | StringList | SecureString
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+# resolve(reference_body, secure) -> Resolved (or a plain str); raises ResolveError when it cannot.
+Resolver = Callable[[str, bool], "Resolved | str"]
 
 
 class ResolveError(Exception):
@@ -46,6 +62,7 @@ class DesiredResource:
     window: str = ""
     sensitive: bool = False
     on_change: tuple[str, ...] = ()  # "restart:nginx", "reload:nginx"
+    references: tuple[str, ...] = ()  # Parameter Store versions used to render it: "/a/b:3", sorted
 
     def desired_hash(self) -> str:
         """Stable hash of what is wanted (content by its sha256), for last-applied comparison."""
@@ -62,18 +79,38 @@ class DesiredNode:
 
 @dataclass
 class _Tracking:
-    """Remembers whether rendering touched a secret, so the resource is marked sensitive."""
+    """Remembers whether rendering touched a secret, so the resource is marked sensitive, and
+    which parameter versions it used (SSM re-runs an association when one of them changes)."""
 
     resolve: Resolver
     secret: bool = False
+    refs: set = field(default_factory=set)
+    last: object = None  # what the last call resolved to
 
     def __call__(self, body: str, secure: bool) -> str:
         if secure:
             self.secret = True
         try:
-            return self.resolve(body, secure)
+            found = self.resolve(body, secure)
         except ResolveError as exc:
             raise templating.TemplateError(templating.TemplateProblem(0, str(exc))) from None
+        self.last = found
+        if isinstance(found, Resolved):
+            self.refs.add(found.ref)
+            if found.type == "SecureString":
+                self.secret = True
+            return found.value
+        return found
+
+    def resolve_full(self, reference: ParameterReference) -> Resolved:
+        """A reference resolved with its type (for SSM's StringList splitting)."""
+        body = reference.name + (f":{reference.selector}" if reference.selector else "")
+        value = self(body, reference.secure)
+        last = self.last
+        return last if isinstance(last, Resolved) else Resolved(value, normalise_name(reference.name), 0)
+
+    def mark(self, secret: bool, refs) -> None:
+        self.secret, self.refs = secret, set(refs)
 
 
 def facts_from_inventory(document: Mapping | None) -> dict:
@@ -112,20 +149,25 @@ class Compiler:
         problems: list[Diagnostic] = []
         node_view = {"name": node.name, "labels": dict(node.labels), "facts": dict(facts)}
         for assoc in self.model.associations:
-            if not assoc.resources or not matches(assoc.targets, node.name, node.labels):
+            if not (assoc.resources or assoc.document) or not matches(assoc.targets, node.name, node.labels):
                 continue
             tracker = _Tracking(self.resolve)
+            if assoc.document is not None:
+                built = self._document(assoc, node_view, tracker, problems)
+                if built is not None:
+                    resources.append(built)
+                continue
             params = _render_parameters(assoc, node_view, tracker, problems)
             if params is None:
                 continue
-            params_secret = tracker.secret
+            params_secret, params_refs = tracker.secret, set(tracker.refs)
             context = {"node": node_view, "params": params}
             statics = self._statics_of(assoc)
             for resource, static, shared in zip(assoc.resources, statics, self._shared_of(assoc, params_secret)):
                 if shared is not None:  # nothing to render: the same on every node
                     resources.append(shared)
                     continue
-                tracker.secret = params_secret
+                tracker.mark(params_secret, params_refs)
                 built = self._rendered(assoc, resource, static, context, tracker, problems)
                 if built is not None:
                     resources.append(built)
@@ -164,7 +206,40 @@ class Compiler:
         spec = _normalise(resource.type, {**resource.desired, "content": content})
         return DesiredResource(resource.address, resource.type, resource.id, assoc.name, static.source,
                                _frozen(spec), assoc.compliance_severity, assoc.maintenance_window, tracker.secret,
-                               static.on_change)
+                               static.on_change, tuple(sorted(tracker.refs)))
+
+    def _document(self, assoc: Association, node_view, tracker, problems) -> DesiredResource | None:
+        """A document association on one node: the document to run with its parameters rendered.
+
+        The spec holds the document's digest and the parameters; a changed document, a changed
+        parameter or a changed referenced parameter version changes its desired hash, which is
+        what makes it run again (SSM's triggers). Secret parameter values live only in memory.
+        """
+        ref = assoc.document
+        doc = self.model.document(ref.name)
+        pointer = "/spec/document"
+        line, column = assoc.origin.key_at(pointer)
+        source = Source(assoc.origin.file, line, column, pointer)
+        given = {}
+        for name, value in ref.parameters.items():
+            try:
+                given[name] = _document_value(doc, name, value, {"node": node_view}, tracker, assoc.origin.file)
+            except templating.TemplateError as exc:
+                problems.append(assoc.origin.diagnostic(
+                    f"{pointer}/parameters/{name}", f"cannot render parameter '{name}' for node "
+                    f"'{node_view['name']}': {exc.problem.message}", code="template"))
+                return None
+        try:
+            parameters = docparams.resolve(doc, given, sensitive=tracker.secret)
+        except docparams.InvalidParameters as exc:
+            problems.append(assoc.origin.diagnostic(f"{pointer}/parameters", f"for node '{node_view['name']}': {exc}",
+                                                    code="InvalidParameters"))
+            return None
+        spec = {"document": doc.name, "documentSha256": document_digest(doc), "parameters": parameters}
+        return DesiredResource(f"documents:{assoc.name}", "documents", doc.name, assoc.name, source, freeze(spec),
+                               assoc.compliance_severity, assoc.maintenance_window, tracker.secret, (),
+                               tuple(sorted(tracker.refs)))
+
 
     def _file_content(self, resource: Resource, context, tracker) -> bytes:
         desired = resource.desired
@@ -175,6 +250,33 @@ class Compiler:
                 text = self._texts[path] = self.model.assets[path].decode("utf-8")
             return templating.render(text, context, tracker, path).encode("utf-8")
         return _file_content(self.model, resource, context, tracker)
+
+
+def document_digest(doc) -> str:
+    """sha256 of a document's canonical JSON: what `documentSha256` and command records carry."""
+    canonical = json.dumps(thaw(doc.content), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _document_value(doc, name: str, value, context, tracker, file: str) -> list[str]:
+    """An association's value for a document parameter, rendered, as the list docparams takes.
+
+    SSM's StringList rule: a StringList document parameter given exactly one `{{ssm:...}}`
+    reference to a StringList parameter receives its items (split on commas)."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    out: list[str] = []
+    param = doc.parameters.get(name)
+    for item in values:
+        text = item if isinstance(item, str) else json.dumps(item)
+        refs = find_parameter_references(text)
+        if param is not None and param.type == "StringList" and len(refs) == 1 and text.strip() == refs[0].text:
+            found = tracker.resolve_full(refs[0])
+            if found.type == "StringList":
+                out.extend(found.value.split(","))
+                continue
+        out.append(templating.render(text, context, tracker, file))
+    return out
+
 
 
 @dataclass(frozen=True)
@@ -292,7 +394,8 @@ def _mode(text: str) -> str:
 
 
 def model_resolver(model: Model) -> Resolver:
-    """Resolve `{{ssm:...}}` from the manifests' own Parameter values (no store involved).
+    """Resolve `{{ssm:...}}` from the manifests' own Parameter values (no store involved):
+    for benchmarks and tests of pure planning. The CLI resolves through engine.paramsync.
 
     Versions need the parameter store; SecureString needs the controller's key. Both are
     reported as errors rather than guessed.
@@ -302,21 +405,21 @@ def model_resolver(model: Model) -> Resolver:
     for parameter in model.parameters:  # as model.parameter(), without a scan per reference
         by_key.setdefault(parameter.key, parameter)
 
-    def resolve(body: str, secure: bool) -> str:
+    def resolve(body: str, secure: bool) -> Resolved:
         name, _, selector = body.partition(":")
         if body.count(":") > 1 or (selector and "/" in selector):
             name, selector = body.rsplit(":", 1)
         param = by_key.get(normalise_name(name))
         if param is None:
-            raise ResolveError(f"no Parameter named '{name}'")
+            raise ResolveError(f"ParameterNotFound: no Parameter named '{name}'")
         if secure or param.secure:
-            raise ResolveError(f"'{name}' is a SecureString: resolving secrets needs the parameter store "
-                               "and the controller's key, which this version does not have yet")
+            raise ResolveError(f"'{name}' is a SecureString: opening it needs the controller's key and the "
+                               "parameter store (plan from the CLI, not offline from the manifests alone)")
         if selector.isdigit():
-            raise ResolveError(f"{{{{ssm:{body}}}}} asks for version {selector}: versions need the parameter "
-                               "store, which this version does not have yet")
+            raise ResolveError(f"{{{{ssm:{body}}}}} asks for version {selector}: versions live in the parameter "
+                               "store, which this planning path does not read")
         if selector and selector not in param.labels:
-            raise ResolveError(f"'{name}' has no label '{selector}' in the manifests")
-        return param.value or ""
+            raise ResolveError(f"ParameterVersionNotFound: '{name}' has no label '{selector}' in the manifests")
+        return Resolved(param.value or "", param.key, 0, param.type.value)
 
     return resolve

@@ -42,8 +42,40 @@ def parse_cli_parameters(items: Iterable[str]) -> dict[str, list[str]]:
     return values
 
 
-def resolve(document: Document, given: Mapping[str, list[str]]) -> dict[str, str | list[str]]:
-    """Defaults filled in, types shaped (String → str, StringList → list); InvalidParameters if wrong."""
+def expand_references(document: Document, given: Mapping[str, list[str]], resolve) -> tuple[dict, bool, set]:
+    """Replace `{{ssm:...}}` / `{{ssm-secure:...}}` in run-time values by what they resolve to.
+
+    `resolve(reference)` returns an object with `.value`, `.type` and `.ref` (compile.Resolved)
+    and raises on a missing parameter, version or label (SSM has no fallback). SSM's StringList
+    rule: a StringList document parameter given exactly one reference to a StringList parameter
+    receives its items. Returns (values, whether a secret was used, the versions used)."""
+    expanded: dict[str, list[str]] = {}
+    secret, used = False, set()
+    for name, values in given.items():
+        param = document.parameters.get(name)
+        out: list[str] = []
+        for value in values:
+            refs = find_parameter_references(value)
+            if not refs:
+                out.append(value)
+                continue
+            found = [resolve(ref) for ref in refs]
+            used.update(f.ref for f in found)
+            secret = secret or any(ref.secure or f.type == "SecureString" for ref, f in zip(refs, found))
+            if (param is not None and param.type == "StringList" and len(refs) == 1 and value.strip() == refs[0].text
+                    and found[0].type == "StringList"):
+                out.extend(found[0].value.split(","))
+                continue
+            for ref, f in zip(refs, found):
+                value = value.replace(ref.text, f.value)
+            out.append(value)
+        expanded[name] = out
+    return expanded, secret, used
+
+
+def resolve(document: Document, given: Mapping[str, list[str]], sensitive: bool = False) -> dict[str, str | list[str]]:
+    """Defaults filled in, types shaped (String → str, StringList → list); InvalidParameters if wrong.
+    With `sensitive`, no value is quoted in an error (it may hold a secret)."""
     problems = []
     for name in given:
         if name not in document.parameters:
@@ -67,20 +99,20 @@ def resolve(document: Document, given: Mapping[str, list[str]]) -> dict[str, str
             resolved[name] = values[0]
         else:
             resolved[name] = list(values)
-        problems.extend(_check_values(name, param, values))
+        problems.extend(_check_values(name, param, values, sensitive))
     if problems:
         raise InvalidParameters("; ".join(problems))
     return resolved
 
 
-def _check_values(name, param, values) -> list[str]:
+def _check_values(name, param, values, sensitive: bool) -> list[str]:
     problems = []
     for value in values:
+        shown = "the value (sensitive)" if sensitive else f"'{value}'"
         if find_parameter_references(value):
-            problems.append(f"'{name}': Parameter Store references ({value}) need the parameter store, "
-                            "which this version of plumb run does not resolve yet")
+            problems.append(f"'{name}': the Parameter Store reference {value} was not resolved")
         elif param.allowed_values and value not in param.allowed_values:
-            problems.append(f"'{name}': '{value}' is not one of {', '.join(param.allowed_values)}")
+            problems.append(f"'{name}': {shown} is not one of {', '.join(param.allowed_values)}")
         elif param.allowed_pattern and not re.fullmatch(param.allowed_pattern, value):
-            problems.append(f"'{name}': '{value}' does not match {param.allowed_pattern}")
+            problems.append(f"'{name}': {shown} does not match {param.allowed_pattern}")
     return problems

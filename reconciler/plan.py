@@ -35,6 +35,7 @@ class LastApplied:
     observed_hash: str
     applied_at: str = ""
     git_revision: str = ""
+    references: tuple[str, ...] = ()  # Parameter Store versions it was rendered with ("/a/b:3")
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ def _observe_service(resource, inventory):
 _OBSERVERS: dict[str, Callable] = {
     "packages": _observe_package, "files": _observe_path, "directories": _observe_path,
     "users": _observe_user, "sysctl": _observe_sysctl, "services": _observe_service,
+    "documents": lambda resource, inventory: Observation({}),  # nothing to observe: see _plan_document
 }
 
 
@@ -318,10 +320,38 @@ def classify(resource: DesiredResource, observation: Observation, action: Action
     desired_moved = last.desired_hash != resource.desired_hash()
     node_moved = last.observed_hash != observation.projection_hash()
     if desired_moved and node_moved:
-        return Classification.DRIFT_AND_CHANGE, "the manifest changed and the node changed outside plumb"
+        return Classification.DRIFT_AND_CHANGE, f"{_what_moved(resource, last)} and the node changed outside plumb"
     if desired_moved:
-        return Classification.PENDING_CHANGE, "the manifest changed since the last apply"
+        return Classification.PENDING_CHANGE, f"{_what_moved(resource, last)} since the last apply"
     return Classification.DRIFT, f"changed outside plumb since {last.applied_at or 'the last apply'}"
+
+
+def _what_moved(resource: DesiredResource, last: LastApplied) -> str:
+    """Why the desired state moved: a referenced parameter's new version (SSM's trigger), else the manifest."""
+    before = dict(ref.rsplit(":", 1) for ref in last.references)
+    moved = [f"{name} changed (version {before[name]} -> {version})"
+             for name, version in (ref.rsplit(":", 1) for ref in resource.references)
+             if name in before and before[name] != version]
+    return ", ".join(moved) if moved else "the manifest changed"
+
+
+def _plan_document(resource: DesiredResource, last: LastApplied | None, window: WindowState | None) -> ResourcePlan:
+    """A document association on a node. Nothing on the node can be observed for it, so it
+    runs when it never ran there, or when the document, its parameters or a parameter it
+    references changed since it last ran (SSM's triggers; schedules are the watch loop's)."""
+    if last is not None and last.desired_hash == resource.desired_hash():
+        return _resource_plan(resource, Action.NOOP, Classification.IN_SYNC,
+                              f"ran {last.applied_at or 'before'}; runs again when the document, its parameters or "
+                              "a parameter it references change, or on its schedule")
+    action = Action.CREATE if last is None else Action.UPDATE
+    reason = (f"will run document {resource.id}: " +
+              ("it has not run on this node" if last is None else f"{_what_moved(resource, last)} since it last ran"))
+    changes = ()
+    if window is not None and not window.open:
+        until = window.next_open.strftime("%Y-%m-%dT%H:%M:%SZ") if window.next_open else ""
+        return _resource_plan(resource, action, Classification.BLOCKED, f"{reason}; {window.describe()}",
+                              changes=changes, blocked_until=until)
+    return _resource_plan(resource, action, Classification.PENDING_CHANGE, reason, changes=changes)
 
 
 def plan_resource(resource: DesiredResource, inventory: Mapping | InventoryView | None, last: LastApplied | None,
@@ -331,6 +361,8 @@ def plan_resource(resource: DesiredResource, inventory: Mapping | InventoryView 
 
 def _plan_observed(resource: DesiredResource, observation: Observation, last: LastApplied | None,
                    window: WindowState | None) -> ResourcePlan:
+    if resource.type == "documents":
+        return _plan_document(resource, last, window)
     if observation.state is UNKNOWN:
         return _resource_plan(resource, Action.NOOP, Classification.UNKNOWN, f"unknown: {observation.reason}")
     action, changes, why = compare(resource, observation.state)
@@ -489,6 +521,17 @@ def _sysctl_step(resource, spec):
     return "plumb:sysctl", {"key": resource.id, "value": spec["value"], "persist": spec["persist"]}
 
 
+def _document_step(resource, spec):
+    """Marks a document association to run; the engine runs the document itself (with its
+    parameters resolved at apply time), so a saved plan never holds a secret parameter."""
+    inputs = {"documentName": spec["document"], "documentSha256": spec["documentSha256"]}
+    if resource.sensitive:
+        inputs["parametersSha256"] = resource.desired_hash()
+    else:
+        inputs["parameters"] = spec["parameters"]
+    return "plumb:runDocument", inputs
+
+
 def _service_step(resource, spec):
     inputs = {"name": resource.id}
     inputs.update({k: spec[k] for k in ("ensure", "enabled") if k in spec})
@@ -497,5 +540,5 @@ def _service_step(resource, spec):
 
 _STEP_BUILDERS: dict[str, Callable] = {
     "packages": _package_step, "files": _file_step, "directories": _directory_step, "users": _user_step,
-    "sysctl": _sysctl_step, "services": _service_step,
+    "sysctl": _sysctl_step, "services": _service_step, "documents": _document_step,
 }

@@ -46,6 +46,16 @@ class Classification(str, enum.Enum):
         return self in (Classification.PENDING_CHANGE, Classification.DRIFT, Classification.DRIFT_AND_CHANGE)
 
 
+class Digest(str):
+    """The sha256 (hex) of a sensitive value, standing in for the value in a FieldChange.
+
+    Renderers show it as `(sensitive, sha256:xxxxxxxx)` — the same marker the value itself
+    would give — so a plan can say that a secret changed without ever holding the secret."""
+
+
+PARAMETER_STORE = "(parameter store)"  # the NodePlan holding Parameter manifests' plans
+
+
 @dataclass(frozen=True)
 class FieldChange:
     field: str

@@ -23,7 +23,7 @@ from typing import Iterable, Mapping, Sequence
 
 from .kinds.association import Association
 from .plan import step_name
-from .planmodel import Classification, NodePlan, Plan, ResourcePlan
+from .planmodel import PARAMETER_STORE, Classification, NodePlan, Plan, ResourcePlan
 from .schedule import At, Context, Cron, Schedule, next_fire, parse_schedule
 
 
@@ -174,7 +174,8 @@ def hold_not_due(plan: Plan, work: Mapping[str, frozenset[str]], next_runs: Mapp
     Held rather than dropped: reconcile applies only will-change resources, and the
     compliance it records still covers every association of the node.
     """
-    nodes = tuple(_hold_node(p, work.get(p.node, frozenset()), next_runs) if p.reachable else p
+    nodes = tuple(_hold_node(p, work.get(p.node, frozenset()), next_runs)
+                  if p.reachable and p.node != PARAMETER_STORE else p  # parameters: written every cycle
                   for p in plan.nodes)
     return replace(plan, nodes=nodes)
 

@@ -32,7 +32,7 @@ from watchdog.observers import Observer
 
 from . import schedulestate as sched_state
 from .engine import gitinfo
-from .engine.planning import build_plan, observe
+from .engine.planning import observe, plan_everything
 from .engine.reconcile import ReconcileResult, reconcile
 from .loader import load
 from .metrics import MetricsServer, WatchMetrics
@@ -58,6 +58,7 @@ class WatchOptions:
     max_cycles: int | None = None  # stop after this many cycles (tests)
     backoff_cap: int = 30  # the most cycles a failing node sits out
     debug: bool = False  # tracebacks for unexpected errors
+    key_dir: str = ""  # the controller's sealing key pair ("" → $PLUMB_KEY_DIR or .plumb/keys)
 
 
 def run_watch(options: WatchOptions) -> int:
@@ -378,7 +379,8 @@ class _Watch:
     async def _apply(self, now, nodes, work, report: dict) -> set[str]:
         """Observe, plan, hold back what is not due, reconcile: the nodes that failed."""
         observed = await observe(self.model, nodes, self.store, offline=False)
-        full = build_plan(self.model, nodes, observed, self.store, now=now, ignore_windows=self.options.ignore_windows)
+        full, parameters = plan_everything(self.model, nodes, observed, self.store, now=now,
+                                           key_dir=self.options.key_dir, ignore_windows=self.options.ignore_windows)
         self.revision = report["git_revision"] = full.git_revision  # a commit need not change a file
         self.metrics.manifests(True, self.revision)
         unreachable = {p.node for p in full.nodes if not p.reachable}
@@ -390,7 +392,8 @@ class _Watch:
             return unreachable
         plan = sched_state.hold_not_due(full, work, self._next_runs())
         result = await reconcile(self.model, nodes, plan, self.store, now=now,
-                                 ignore_windows=self.options.ignore_windows, on_event=self.out.event)
+                                 ignore_windows=self.options.ignore_windows, on_event=self.out.event,
+                                 parameters=parameters, resolver=parameters.resolver(), scrubber=parameters.scrubber)
         after = tuple(result.final.get(p.node, p) for p in full.nodes)
         self.metrics.nodes_seen(after)
         failed = unreachable | {n for n, o in result.outcomes.items() if not _outcome_ok(o)}

@@ -52,7 +52,7 @@ def last_applied_of(store: Store, node: str) -> dict[str, LastApplied]:
 
 
 def _last_applied(records) -> dict[str, LastApplied]:
-    return {address: LastApplied(r.desired_hash, r.observed_hash, r.applied_at, r.git_revision)
+    return {address: LastApplied(r.desired_hash, r.observed_hash, r.applied_at, r.git_revision, r.references)
             for address, r in records.items()}
 
 
@@ -60,12 +60,15 @@ _CHUNK = 500  # nodes whose last-applied records are read from the store in one 
 
 
 def build_plan(model: Model, nodes: Sequence[Node], observed: dict, store: Store, *, now: datetime,
-               resolver: Resolver | None = None, ignore_windows: bool = False) -> Plan:
+               resolver: Resolver | None = None, ignore_windows: bool = False,
+               parameters: NodePlan | None = None) -> Plan:
+    """The plan of these nodes; `parameters` (the Parameter Store's own plan, see
+    engine.paramsync) comes first, as reconcile writes parameters before touching nodes."""
     nodes = list(nodes)
     compiler = Compiler(model, resolver or model_resolver(model))
     planner = Planner(shared=compiler.shares)
     windows = windows_at(model, now, ignore_windows)
-    node_plans: list[NodePlan] = []
+    node_plans: list[NodePlan] = [parameters] if parameters is not None else []
     problems: list[str] = []
     for start in range(0, len(nodes), _CHUNK):
         chunk = nodes[start:start + _CHUNK]
@@ -81,3 +84,15 @@ def build_plan(model: Model, nodes: Sequence[Node], observed: dict, store: Store
                                                 fingerprint=snapshot.fingerprint, inventory_time=snapshot.captured_at))
     return Plan(FORMAT_VERSION, now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), model.root,
                 gitinfo.revision(model.root), tuple(node_plans), tuple(problems))
+
+
+def plan_everything(model: Model, nodes: Sequence[Node], observed: dict, store: Store, *, now: datetime,
+                    key_dir=None, ignore_windows: bool = False):
+    """(plan, ParameterContext): the Parameter Store's plan first, then every node, with
+    `{{ssm:...}}` resolved as reconcile will see it (git's parameters written first)."""
+    from .paramsync import ParameterContext
+
+    context = ParameterContext(model, store, key_dir)
+    plan = build_plan(model, nodes, observed, store, now=now, resolver=context.resolver(),
+                      ignore_windows=ignore_windows, parameters=context.plan(now) if model.parameters else None)
+    return plan, context

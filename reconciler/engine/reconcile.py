@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
-from ..compile import Resolver, compile_node, facts_from_inventory, model_resolver
+from ..compile import DesiredResource, Resolver, compile_node, facts_from_inventory, model_resolver
+from ..kinds.base import thaw
 from ..kinds.node import Node
 from ..model import Model
 from ..plan import observe as observe_resource
 from ..plan import plan_node, step_for, step_name
-from ..planmodel import Classification, NodePlan, Plan, ResourcePlan
+from ..planmodel import PARAMETER_STORE, Classification, NodePlan, Plan, ResourcePlan
 from ..ratecontrol import RateController
+from ..scrub import Scrubber
 from ..statuses import Details, command_outcome
 from ..store import AppliedRecord, CommandRecord, ComplianceItem, ResourceEvent, StepRecord, Store
 from ..store.sqlite import utcnow
@@ -62,24 +64,59 @@ Event = Callable[[str, str, str], None]  # (kind, node, message)
 
 async def reconcile(model: Model, nodes: Sequence[Node], plan: Plan, store: Store, *, now: datetime,
                     resolver: Resolver | None = None, ignore_windows: bool = False,
-                    on_event: Event = lambda kind, node, message: None) -> ReconcileResult:
+                    on_event: Event = lambda kind, node, message: None, parameters=None,
+                    scrubber: Scrubber | None = None) -> ReconcileResult:
+    """Apply `plan`. `parameters` (an engine.paramsync.ParameterContext) writes the Parameter
+    manifests first, so every node gets the values the plan was made with; `scrubber` masks
+    the secrets handed out in this run in everything recorded or reported."""
     resolver = resolver or model_resolver(model)
+    scrubber = scrubber if scrubber is not None else Scrubber()
+    on_event = _scrubbed_events(on_event, scrubber)
     run_id = str(uuid.uuid4())
     owner = f"reconcile-{run_id}"
     by_name = {n.name: n for n in nodes}
     outcomes = {p.node: NodeOutcome(p.node) for p in plan.nodes if p.reachable}
-    touched = [p for p in plan.nodes if p.reachable and p.changes]
+    final: dict[str, NodePlan] = {}
+    store_plan = next((p for p in plan.nodes if p.node == PARAMETER_STORE), None)
+    if store_plan is not None and parameters is not None:
+        final[PARAMETER_STORE] = _apply_parameters(parameters, store_plan, plan, outcomes[PARAMETER_STORE], now,
+                                                   on_event)
+    node_plans = [p for p in plan.nodes if p.node != PARAMETER_STORE]
+    touched = [p for p in node_plans if p.reachable and p.changes]
     for association in model.associations:
         work = [(by_name[p.node], [r for r in p.changes if r.association == association.name])
                 for p in touched]
         work = [(node, resources) for node, resources in work if resources]
         if work:
-            run = _Run(store, owner, resolver, on_event, f"{run_id}/{association.name}")
+            run = _Run(store, owner, resolver, on_event, f"{run_id}/{association.name}", scrubber,
+                       plan.git_revision)
             await _apply_association(model, association, work, run, outcomes)
-    final = await _verify(model, [by_name[p.node] for p in plan.nodes if p.reachable], store, now, resolver,
-                          ignore_windows, outcomes, on_event)
-    _record(model, plan, final, outcomes, store, run_id, resolver, ignore_windows)
+    final.update(await _verify(model, [by_name[p.node] for p in node_plans if p.reachable], store, now, resolver,
+                               ignore_windows, outcomes, on_event))
+    _record(model, plan, final, outcomes, store, run_id, resolver, ignore_windows, scrubber)
     return ReconcileResult(run_id, plan, outcomes, final)
+
+
+def _scrubbed_events(on_event: Event, scrubber: Scrubber) -> Event:
+    def scrubbed(kind: str, node: str, message: str) -> None:
+        on_event(kind, node, scrubber.text(message))
+    return scrubbed
+
+
+def _apply_parameters(parameters, store_plan: NodePlan, plan: Plan, outcome: NodeOutcome, now, on_event) -> NodePlan:
+    """Write the Parameter manifests' changes, then plan the store again: did each converge?"""
+    changing = [r.address for r in store_plan.changes]
+    outcome.failed.update(parameters.apply(store_plan, plan.git_revision, on_event))
+    outcome.applied.extend(a for a in changing if a not in outcome.failed)
+    after = parameters.plan(now)
+    state = {r.address: r for r in after.resources}
+    for address in outcome.applied:
+        ok = address in state and state[address].classification is Classification.IN_SYNC \
+            or (address not in state)
+        outcome.converged[address] = ok
+        if not ok:
+            on_event("not-converged", PARAMETER_STORE, f"{address}: {state[address].reason}")
+    return after
 
 
 @dataclass
@@ -91,6 +128,8 @@ class _Run:
     resolver: Resolver
     on_event: Event
     command_id: str
+    scrubber: Scrubber = field(default_factory=Scrubber)
+    revision: str = ""
 
 
 async def _apply_association(model, association, work, run: _Run, outcomes):
@@ -137,7 +176,7 @@ async def _apply_node(model, node, resources: list[ResourcePlan], run: _Run, out
         return
     details, message, acknowledged = Details.FAILED, "", False
     try:
-        document = _document(model, node, resources, run.resolver, store)
+        document, documents = _document(model, node, resources, run.resolver, store)
         session = session_for(node)
         try:
             await session.open()
@@ -146,6 +185,8 @@ async def _apply_node(model, node, resources: list[ResourcePlan], run: _Run, out
             record = _step_recorder(run, node)
             changed = await _run_document(session, document, resources, outcome, on_event, node, record)
             await _run_handlers(session, resources, changed, outcome, on_event, node, record)
+            for wanted in documents:
+                await _run_association_document(model, session, wanted, run, node, outcome, record)
             details = Details.FAILED if outcome.failed else Details.SUCCESS
         finally:
             await session.close()
@@ -173,28 +214,65 @@ def _finish(run: _Run, node, control, results, details: Details, message: str, a
 
 
 def _step_recorder(run: _Run, node):
+    clean = run.scrubber
+
     def record(event: dict) -> None:
         run.store.add_step(run.command_id, node.name, StepRecord(
             event.get("step", ""), event.get("action", ""), event.get("status", ""), event.get("exitCode"),
-            event.get("stdout", ""), event.get("stderr", ""), event.get("fullStdout"), event.get("fullStderr"),
-            event.get("changed"), event.get("details") or {}, event.get("startedAt", ""), event.get("finishedAt", "")))
+            clean.text(event.get("stdout", "")), clean.text(event.get("stderr", "")),
+            clean.text(event.get("fullStdout")), clean.text(event.get("fullStderr")),
+            event.get("changed"), clean.value(event.get("details") or {}), event.get("startedAt", ""),
+            event.get("finishedAt", "")))
     return record
+
+
+async def _run_association_document(model, session, wanted: DesiredResource, run: _Run, node, outcome, record):
+    """Run a document association's document on the node; record it as applied as soon as it
+    succeeded, so a crash after this point does not run it again."""
+    doc = model.document(wanted.spec["document"])
+    failures: list[str] = []
+
+    def on_agent(event: dict) -> None:
+        if event.get("event") == "step_finished":
+            record(event)
+            if event.get("status") not in ("Success", "Skipped"):
+                failures.append(f"step {event.get('step')}: {event.get('status')}"
+                                + (f" (exit {event['exitCode']})" if event.get("exitCode") is not None else ""))
+
+    result = await session.execute({"document": thaw(doc.content), "parameters": thaw(wanted.spec["parameters"]),
+                                    "invocationId": f"{run.command_id}:{node.name}"}, on_event=on_agent)
+    status = result.get("status", "Failed")
+    if status != "Success" or failures:
+        why = "; ".join(failures) or run.scrubber.text(result.get("message") or status)
+        outcome.failed[wanted.address] = f"document {doc.name}: {why}"
+        run.on_event("failed", node.name, f"{wanted.address}: {outcome.failed[wanted.address]}")
+        return
+    outcome.applied.append(wanted.address)
+    at = utcnow()
+    source = f"{wanted.source.file}:{wanted.source.line}"
+    run.store.record_applied([AppliedRecord(node.name, wanted.address, wanted.desired_hash(), "", at, run.revision,
+                                            wanted.association, source, wanted.references)])
+    run.on_event("applied", node.name, f"ran {wanted.address} (document {doc.name})")
 
 
 class _ApplyError(Exception):
     pass
 
 
-def _document(model, node, resources: list[ResourcePlan], resolver, store) -> dict:
-    """The corrective steps for these resources, with secret contents rendered now (never stored)."""
+def _document(model, node, resources: list[ResourcePlan], resolver, store) -> tuple[dict, list[DesiredResource]]:
+    """The corrective steps for these resources, with secret contents rendered now (never
+    stored), and the document associations to run (their parameters resolved now too)."""
     wanted = {r.address for r in resources}
     snapshot = store.latest_inventory(node.name)
     desired = compile_node(model, node, facts_from_inventory(snapshot.document if snapshot else None), resolver)
     if desired.diagnostics:
         raise _ApplyError(desired.diagnostics[0].render())
-    steps = []
+    steps, documents = [], []
     for resource in desired.resources:
         if resource.address not in wanted:
+            continue
+        if resource.type == "documents":
+            documents.append(resource)
             continue
         step = step_for(resource)
         if resource.sensitive and "contentSha256" in step["inputs"]:
@@ -203,7 +281,7 @@ def _document(model, node, resources: list[ResourcePlan], resolver, store) -> di
             inputs["contentBase64"] = base64.b64encode(bytes(resource.spec["content"])).decode()
             step = {**step, "inputs": inputs}
         steps.append(step)
-    return {"schemaVersion": "2.2", "description": f"plumb reconcile on {node.name}", "mainSteps": steps}
+    return {"schemaVersion": "2.2", "description": f"plumb reconcile on {node.name}", "mainSteps": steps}, documents
 
 
 async def _run_document(session, document, resources, outcome, on_event, node, record) -> set[str]:
@@ -280,6 +358,9 @@ async def _verify(model, nodes, store, now, resolver, ignore_windows, outcomes, 
         final[node.name] = replanned
         state = {r.address: r for r in replanned.resources}
         for address in outcomes[node.name].applied:
+            if address.startswith("documents:"):  # its run's status is its result: nothing to observe
+                outcomes[node.name].converged[address] = True
+                continue
             ok = state.get(address) is not None and state[address].classification is Classification.IN_SYNC
             outcomes[node.name].converged[address] = ok
             if not ok:
@@ -287,12 +368,12 @@ async def _verify(model, nodes, store, now, resolver, ignore_windows, outcomes, 
     return final
 
 
-def _record(model, plan, final, outcomes, store, run_id, resolver, ignore_windows) -> None:
+def _record(model, plan, final, outcomes, store, run_id, resolver, ignore_windows, scrubber: Scrubber) -> None:
     """Last-applied state, history events and Association compliance, per node."""
     at = utcnow()
     revision = plan.git_revision
     for node_plan in plan.nodes:
-        if not node_plan.reachable:
+        if not node_plan.reachable or node_plan.node == PARAMETER_STORE:  # parameters record their own
             continue
         current = final.get(node_plan.node, node_plan)
         outcome = outcomes[node_plan.node]
@@ -306,14 +387,17 @@ def _record(model, plan, final, outcomes, store, run_id, resolver, ignore_window
         for resource in current.resources:
             source = f"{resource.source.file}:{resource.source.line}"
             planned = before.get(resource.address)
-            if resource.classification is Classification.IN_SYNC and resource.address in desired:
-                observed_hash = observe_resource(desired[resource.address], inventory).projection_hash()
-                records.append(AppliedRecord(node_plan.node, resource.address, desired[resource.address].desired_hash(),
-                                             observed_hash, at, revision, resource.association, source))
+            if (resource.classification is Classification.IN_SYNC and resource.address in desired
+                    and resource.type != "documents"):  # a document's record is written when it runs
+                wanted = desired[resource.address]
+                observed_hash = observe_resource(wanted, inventory).projection_hash()
+                records.append(AppliedRecord(node_plan.node, resource.address, wanted.desired_hash(),
+                                             observed_hash, at, revision, resource.association, source,
+                                             wanted.references))
             if planned is not None and planned.will_change:
                 kind = ("corrected" if planned.classification.drifted else "changed") \
                     if outcome.converged.get(resource.address) else "failed"
-                detail = outcome.failed.get(resource.address, planned.reason)
+                detail = scrubber.text(outcome.failed.get(resource.address, planned.reason))
                 if ignore_windows and planned.window:
                     detail += f" (applied with --ignore-windows outside window {planned.window})"
                 if planned.classification.drifted:

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 from ..kinds.base import thaw
 from ..kinds.document import Document
 from ..kinds.node import Node
+from ..scrub import Scrubber
 from ..ratecontrol import RateController
 from ..statuses import Details, command_outcome
 from ..store import CommandRecord, StepRecord, Store
@@ -48,6 +49,8 @@ class RunRequest:
     max_concurrency: str = "50"
     max_errors: str = "0"
     command_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    recorded_parameters: dict | None = None  # what the record keeps: as given, references unresolved
+    scrubber: Scrubber = field(default_factory=Scrubber)  # secrets handed out: masked in all output
 
 
 def document_hash(document: Document) -> str:
@@ -58,8 +61,9 @@ def document_hash(document: Document) -> str:
 async def run(request: RunRequest, store: Store, on_event: Callable[[Event], None] = lambda e: None) -> str:
     """Run the command to completion; returns its command id (the record is in the store)."""
     nodes = list(request.nodes)
+    recorded = request.recorded_parameters if request.recorded_parameters is not None else request.parameters
     record = CommandRecord(request.command_id, request.document.name, document_hash(request.document),
-                           request.parameters, request.targets, request.max_concurrency, request.max_errors,
+                           recorded, request.targets, request.max_concurrency, request.max_errors,
                            utcnow(), status="InProgress", status_details="InProgress")
     store.create_command(record, [n.name for n in nodes])
     control = RateController.from_strings(len(nodes), request.max_concurrency, request.max_errors)
@@ -113,7 +117,7 @@ async def _invoke(request: RunRequest, node: Node, store: Store, on_event, contr
 
         def on_agent_event(event: dict) -> None:
             if event.get("event") == "step_finished":
-                step = _step_record(event)
+                step = _step_record(event, request.scrubber)
                 store.add_step(command_id, node.name, step)
                 on_event(Event("step", node.name, step=step))
 
@@ -122,14 +126,15 @@ async def _invoke(request: RunRequest, node: Node, store: Store, on_event, contr
         try:
             result = await session.execute(request_body, on_event=on_agent_event)
         except TransportError as exc:
-            message = str(exc)
+            message = request.scrubber.text(str(exc))
             if exc.reason == "connection_lost":
                 message += " (the command may have partly run)"
             details = Details.EXECUTION_TIMED_OUT if exc.reason == "timeout" else Details.FAILED
             return _finish(store, command_id, node, details, message, on_event, control, True)
         details = _AGENT_DETAILS.get(result.get("statusDetails")) or _AGENT_STATUS.get(result.get("status"),
                                                                                           Details.FAILED)
-        return _finish(store, command_id, node, details, result.get("message", ""), on_event, control, True,
+        return _finish(store, command_id, node, details, request.scrubber.text(result.get("message", "")), on_event,
+                       control, True,
                        response_code=result.get("exitCode"))
     finally:
         await session.close()
@@ -144,10 +149,11 @@ def _finish(store, command_id, node, details: Details, message, on_event, contro
     return details
 
 
-def _step_record(event: dict) -> StepRecord:
+def _step_record(event: dict, clean: Scrubber) -> StepRecord:
     return StepRecord(
         name=event.get("step", ""), action=event.get("action", ""), status=event.get("status", ""),
-        response_code=event.get("exitCode"), stdout=event.get("stdout", ""), stderr=event.get("stderr", ""),
-        full_stdout=event.get("fullStdout"), full_stderr=event.get("fullStderr"), changed=event.get("changed"),
-        details=event.get("details") or {}, started_at=event.get("startedAt", ""),
+        response_code=event.get("exitCode"), stdout=clean.text(event.get("stdout", "")),
+        stderr=clean.text(event.get("stderr", "")), full_stdout=clean.text(event.get("fullStdout")),
+        full_stderr=clean.text(event.get("fullStderr")), changed=event.get("changed"),
+        details=clean.value(event.get("details") or {}), started_at=event.get("startedAt", ""),
         finished_at=event.get("finishedAt", ""))

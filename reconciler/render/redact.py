@@ -18,7 +18,7 @@ import json
 import re
 from typing import Any
 
-from reconciler.planmodel import FieldChange, ResourcePlan
+from reconciler.planmodel import Digest, FieldChange, ResourcePlan
 
 ABSENT = "(none)"  # a value that does not exist (before a create, after a delete)
 HASH_FIELDS = frozenset({"sha256"})  # FieldChange names whose values are content digests
@@ -41,6 +41,8 @@ def display(value: Any, sensitive: bool) -> str:
     """A value as one line of text: `"0644"`, `true`, `[1, 2]`, `(none)`, or the secret marker."""
     if value is None:
         return ABSENT
+    if isinstance(value, Digest):  # a secret's digest, standing in for it: never shown as itself
+        return f"(sensitive, sha256:{value[:8]})"
     if sensitive:
         return f"(sensitive, sha256:{short_hash(value)})"
     if isinstance(value, bytes):
@@ -52,7 +54,7 @@ def json_value(value: Any, sensitive: bool) -> Any:
     """A value for machine output: itself (as plain JSON data, keys sorted) or the secret marker."""
     if value is None:
         return None
-    if sensitive or isinstance(value, bytes):
+    if sensitive or isinstance(value, (bytes, Digest)):
         return display(value, sensitive)
     return json.loads(_canonical_json(value))
 

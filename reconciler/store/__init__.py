@@ -6,8 +6,8 @@ later release, `postgresql://...`. Callers (CLI, engine) talk to the `Store` int
 
 from __future__ import annotations
 
-from .base import (AppliedRecord, CommandRecord, ComplianceItem, InventorySnapshot, InvocationRecord, ResourceEvent,
-                   StepRecord, Store, StoreError)
+from .base import (AppliedRecord, CommandRecord, ComplianceItem, InventorySnapshot, InvocationRecord, ParameterConflict,
+                   ParameterRecord, ParameterVersion, ParameterWrite, ResourceEvent, StepRecord, Store, StoreError)
 
 
 def open_store(url: str) -> Store:
@@ -21,4 +21,5 @@ def open_store(url: str) -> Store:
 
 
 __all__ = ["open_store", "Store", "StoreError", "CommandRecord", "InvocationRecord", "StepRecord",
-           "InventorySnapshot", "AppliedRecord", "ResourceEvent", "ComplianceItem"]
+           "InventorySnapshot", "AppliedRecord", "ResourceEvent", "ComplianceItem", "ParameterVersion",
+           "ParameterRecord", "ParameterWrite", "ParameterConflict"]

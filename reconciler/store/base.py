@@ -83,6 +83,7 @@ class AppliedRecord:
     git_revision: str
     association: str
     source: str  # manifest file:line
+    references: tuple[str, ...] = ()  # Parameter Store versions it was rendered with ("/a/b:3")
 
 
 @dataclass(frozen=True)

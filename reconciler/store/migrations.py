@@ -130,4 +130,42 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (3, "which controller process runs a command", """
         ALTER TABLE commands ADD COLUMN controller TEXT NOT NULL DEFAULT ''
     """),
+    # A SecureString's plaintext is in no column: `value` is NULL for it (the CHECK makes
+    # sure) and `sealed_value` holds it sealed for the controller's key; `digest` is the
+    # plaintext's sha256, which redaction markers show.
+    (4, "Parameter Store", """
+        CREATE TABLE parameters (
+            name             TEXT PRIMARY KEY,
+            created_at       TEXT NOT NULL,
+            applied_hash     TEXT NOT NULL DEFAULT '',
+            applied_at       TEXT NOT NULL DEFAULT '',
+            applied_revision TEXT NOT NULL DEFAULT ''
+        );
+        CREATE TABLE parameter_versions (
+            name            TEXT NOT NULL REFERENCES parameters(name) ON DELETE CASCADE,
+            version         INTEGER NOT NULL,
+            type            TEXT NOT NULL,
+            value           TEXT,
+            sealed_value    TEXT,
+            digest          TEXT NOT NULL,
+            description     TEXT NOT NULL,
+            tier            TEXT NOT NULL,
+            allowed_pattern TEXT NOT NULL,
+            data_type       TEXT NOT NULL,
+            policies        TEXT NOT NULL,
+            modified_at     TEXT NOT NULL,
+            modified_by     TEXT NOT NULL,
+            source          TEXT NOT NULL,
+            PRIMARY KEY (name, version),
+            CHECK (type <> 'SecureString' OR (value IS NULL AND sealed_value LIKE 'plumb-sealed:%'))
+        );
+        CREATE TABLE parameter_labels (
+            name     TEXT NOT NULL,
+            label    TEXT NOT NULL,
+            version  INTEGER NOT NULL,
+            PRIMARY KEY (name, label),
+            FOREIGN KEY (name, version) REFERENCES parameter_versions(name, version) ON DELETE CASCADE
+        );
+        CREATE INDEX parameter_labels_version ON parameter_labels(name, version)
+    """),
 ]

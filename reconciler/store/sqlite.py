@@ -15,8 +15,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable
 
-from .base import (AppliedRecord, CommandRecord, ComplianceItem, InventorySnapshot, InvocationRecord, ResourceEvent,
-                   StepRecord, Store, StoreError)
+from ..secrets import is_sealed
+from .base import (AppliedRecord, CommandRecord, ComplianceItem, InventorySnapshot, InvocationRecord, ParameterConflict,
+                   ParameterRecord, ParameterVersion, ParameterWrite, ResourceEvent, StepRecord, Store, StoreError)
 from .migrations import MIGRATIONS
 
 
@@ -117,6 +118,116 @@ class _ReconcileRecords:
             self._db.execute("DELETE FROM leases WHERE node = ? AND owner = ?", (node, owner))
 
 
+_VERSION_COLUMNS = ("version, type, value, sealed_value, digest, description, tier, allowed_pattern, data_type, "
+                    "policies, modified_at, modified_by, source")
+
+
+class _ParameterStore:
+    """Parameter Store tables (mixed into SQLiteStore): parameters, their versions and labels.
+
+    SSM's rules live in `reconciler.parameters`; this class only carries out a
+    ParameterWrite atomically. A label written as (label, 0) is detached (UnlabelParameterVersion).
+    """
+
+    _db: sqlite3.Connection
+
+    def parameter(self, name: str) -> ParameterRecord | None:
+        records = self._parameter_records("p.name = ?", (name,))
+        return records[0] if records else None
+
+    def parameters(self, prefix: str = "/") -> list[ParameterRecord]:
+        return self._parameter_records("substr(p.name, 1, ?) = ?", (len(prefix), prefix))
+
+    def _parameter_records(self, where: str, args: tuple) -> list[ParameterRecord]:
+        rows = self._db.execute(
+            f"SELECT p.name, p.created_at, p.applied_hash, p.applied_at, p.applied_revision, {_VERSION_COLUMNS} "
+            "FROM parameters p JOIN parameter_versions v ON v.name = p.name AND v.version = "
+            f"(SELECT MAX(version) FROM parameter_versions WHERE name = p.name) WHERE {where} ORDER BY p.name",
+            args).fetchall()
+        labels = self._labels(f"l.name IN (SELECT p.name FROM parameters p WHERE {where})", args)
+        return [ParameterRecord(_parameter_version(r[0], r[5:], labels), r[1], r[2], r[3], r[4]) for r in rows]
+
+    def parameter_history(self, name: str) -> list[ParameterVersion]:
+        rows = self._db.execute(f"SELECT {_VERSION_COLUMNS} FROM parameter_versions WHERE name = ? ORDER BY version",
+                                (name,))
+        labels = self._labels("l.name = ?", (name,))
+        return [_parameter_version(name, r, labels) for r in rows]
+
+    def _labels(self, where: str, args: tuple) -> dict[tuple[str, int], tuple[str, ...]]:
+        found: dict[tuple[str, int], list[str]] = {}
+        for name, label, version in self._db.execute(
+                f"SELECT l.name, l.label, l.version FROM parameter_labels l WHERE {where} ORDER BY l.label", args):
+            found.setdefault((name, version), []).append(label)
+        return {key: tuple(value) for key, value in found.items()}
+
+    def write_parameter(self, write: ParameterWrite) -> None:
+        try:
+            self._write_parameter(write)
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"parameter {write.name}: the write breaks the store's integrity ({exc})") from None
+
+    def _write_parameter(self, write: ParameterWrite) -> None:
+        db, name = self._db, write.name
+        with _Transaction(db):
+            exists = db.execute("SELECT 1 FROM parameters WHERE name = ?", (name,)).fetchone() is not None
+            latest = db.execute("SELECT MAX(version) FROM parameter_versions WHERE name = ?", (name,)).fetchone()[0]
+            current = (latest or 0) if exists else 0
+            if current != write.expected_version:
+                raise ParameterConflict(f"parameter {name} is at version {current}, not {write.expected_version}: "
+                                        "it changed since it was read")
+            if write.delete:
+                db.execute("DELETE FROM parameters WHERE name = ?", (name,))  # versions and labels cascade
+                return
+            if write.new_version is not None:
+                self._insert_version(write, exists)
+            if write.metadata is not None:
+                self._update_metadata(write.metadata, current)
+            if write.evict:
+                db.executemany("DELETE FROM parameter_versions WHERE name = ? AND version = ?",
+                               [(name, v) for v in write.evict])
+            for label, version in write.labels:
+                if version:
+                    db.execute("INSERT INTO parameter_labels VALUES (?, ?, ?) ON CONFLICT(name, label) "
+                               "DO UPDATE SET version = excluded.version", (name, label, version))
+                else:
+                    db.execute("DELETE FROM parameter_labels WHERE name = ? AND label = ?", (name, label))
+            if write.applied_hash is not None:
+                db.execute("UPDATE parameters SET applied_hash = ?, applied_at = ?, applied_revision = ? "
+                           "WHERE name = ?", (write.applied_hash, write.applied_at, write.applied_revision, name))
+
+    def _insert_version(self, write: ParameterWrite, exists: bool) -> None:
+        new = write.new_version
+        if new.name != write.name or new.version != write.expected_version + 1:
+            raise StoreError(f"parameter {write.name}: a new version must be {write.expected_version + 1} "
+                             f"of {write.name}, not {new.version} of {new.name}")
+        if new.type == "SecureString" and (new.value is not None or not is_sealed(new.sealed_value)):
+            raise StoreError(f"parameter {write.name}: a SecureString is only ever stored sealed")
+        if not exists:
+            self._db.execute("INSERT INTO parameters (name, created_at) VALUES (?, ?)", (new.name, new.modified_at))
+        self._db.execute(f"INSERT INTO parameter_versions (name, {_VERSION_COLUMNS}) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (new.name, new.version, new.type, new.value, new.sealed_value, new.digest, new.description,
+                          new.tier, new.allowed_pattern, new.data_type, json.dumps(list(new.policies), sort_keys=True),
+                          new.modified_at, new.modified_by, new.source))
+
+    def _update_metadata(self, meta: ParameterVersion, current: int) -> None:
+        if meta.version != current:
+            raise StoreError(f"parameter {meta.name}: a metadata change applies to the latest version ({current}), "
+                             f"not {meta.version}")
+        self._db.execute("UPDATE parameter_versions SET description = ?, tier = ?, allowed_pattern = ?, data_type = ?, "
+                         "policies = ?, modified_at = ?, modified_by = ?, source = ? WHERE name = ? AND version = ?",
+                         (meta.description, meta.tier, meta.allowed_pattern, meta.data_type,
+                          json.dumps(list(meta.policies), sort_keys=True), meta.modified_at, meta.modified_by,
+                          meta.source, meta.name, meta.version))
+
+
+def _parameter_version(name: str, row, labels: dict) -> ParameterVersion:
+    """A ParameterVersion from the _VERSION_COLUMNS of a row."""
+    version = row[0]
+    return ParameterVersion(name, version, row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
+                            tuple(json.loads(row[9])), labels.get((name, version), ()), row[10], row[11], row[12])
+
+
 def _controller() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -146,7 +257,7 @@ def _lease_is_stale(row, host: str, now: datetime) -> bool:
     return False
 
 
-class SQLiteStore(_ReconcileRecords, Store):
+class SQLiteStore(_ReconcileRecords, _ParameterStore, Store):
     def __init__(self, connection: sqlite3.Connection, path: str):
         self._db = connection
         self.path = path

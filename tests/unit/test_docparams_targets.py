@@ -34,7 +34,7 @@ def test_resolve_fills_defaults_and_shapes_types():
     ({"commands": ["x"], "workingDir": ["/"]}, "did you mean workingDirectory?"),
     ({"commands": ["x"], "executionTimeout": ["0"]}, "does not match"),
     ({"commands": ["x"], "workingDirectory": ["/a", "/b"]}, "is a String: give one value"),
-    ({"commands": ["{{ssm:/prod/web/port}}"]}, "Parameter Store references"),
+    ({"commands": ["{{ssm:/prod/web/port}}"]}, "Parameter Store reference .* was not resolved"),
 ])
 def test_resolve_refuses_bad_parameters(given, message):
     with pytest.raises(InvalidParameters, match=message):
