@@ -175,7 +175,7 @@ def run_command(options: Options, document, targets, names, parameters, max_conc
         raise click.ClickException(f"no Document named '{document}' (known: {known})")
     nodes = _nodes(model, targets, names)
     with open_store(options.state) as store:
-        context = ParameterContext(model, store, options.key_dir)
+        context = ParameterContext(model, store, options.key_dir, layered=False)
         try:
             given = parse_cli_parameters(parameters)
             expanded, secret, _ = expand_references(doc, given, lambda ref: _resolve_reference(context, ref))

@@ -19,7 +19,7 @@ import click
 
 from .cli import EXIT_ERROR, EXIT_OK, Options, _echo_json, main, shared_options
 from .parameters import TIERS, TYPES, ParameterError, ParameterService, PutRequest, redacted, split_selector
-from .secrets import PRIVATE_FILE, PUBLIC_FILE, SecretError, key_dir, keygen, load_public, seal
+from .secrets import PRIVATE_FILE, PUBLIC_FILE, SecretError, is_sealed, key_dir, keygen, load_public, seal
 from .store import open_store
 from .store.base import ParameterVersion
 from .termstyle import Style
@@ -152,7 +152,8 @@ def param_put(options: Options, name, value, type_, overwrite, description, tier
 
     VALUE omitted or '-' reads it from stdin (one trailing newline stripped), or prompts
     for it on a terminal: the safe way to give a SecureString, which is sealed before it
-    is stored. The version goes up only when the value changes.
+    is stored (a value already sealed by `plumb secret seal` is stored as it is). The
+    version goes up only when the value changes.
     """
     with _service(options) as service:
         if type_ is None:
@@ -163,11 +164,13 @@ def param_put(options: Options, name, value, type_, overwrite, description, tier
         secure = type_ == "SecureString"
         if value is None or value == "-":
             value = _read_input("Value", hide=secure)
-        elif secure:
+        elif secure and not is_sealed(value):
             click.echo("plumb: warning: a SecureString given on the command line can end up in your shell "
                        "history; pipe it in instead (VALUE omitted or '-')", err=True)
-        request = PutRequest(name, type_, value=value, description=description, tier=tier,
-                             allowed_pattern=allowed_pattern, policies=_parse_policies(policies), overwrite=overwrite)
+        sealed = secure and is_sealed(value)  # the output of `plumb secret seal`: stored as it is
+        request = PutRequest(name, type_, value=None if sealed else value, sealed_value=value if sealed else None,
+                             description=description, tier=tier, allowed_pattern=allowed_pattern,
+                             policies=_parse_policies(policies), overwrite=overwrite)
         version = service.put(request, by=_who())
     if options.output == "json":
         _echo_json({"Version": version.version, "Tier": version.tier})

@@ -30,9 +30,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .kinds.parameter import MAX_LEVELS, TIER_LIMITS, Policy, name_problems, normalise_name
-from .secrets import (PRIVATE_FILE, KeyPair, PublicKey, SecretError, key_dir, load_keypair, load_public, seal, sealed_key_id,
+from .kinds.parameter import MAX_LEVELS, TIER_LIMITS, Policy, is_instant, name_problems, normalise_name
+from .secrets import (PRIVATE_FILE, KeyPair, PublicKey, SecretError, load_keypair, load_public, seal, sealed_key_id,
                       unseal)
+from .secrets import key_dir as resolve_key_dir
 from .store.base import ParameterConflict, ParameterRecord, ParameterVersion, ParameterWrite, Store
 
 TYPES = ("String", "StringList", "SecureString")
@@ -214,7 +215,7 @@ def _check_policy(index: int, policy: dict) -> None:
         raise ParameterError(bad, f"policy {index} ({kind}) takes the attributes {', '.join(wanted)}"
                                   + (f"; unknown: {', '.join(unknown)}" if unknown else "")
                                   + (f"; missing: {', '.join(missing)}" if missing else ""))
-    if "Timestamp" in attributes and not _is_instant(attributes["Timestamp"]):
+    if "Timestamp" in attributes and not is_instant(attributes["Timestamp"]):
         raise ParameterError(bad, f"policy {index} ({kind}): Timestamp {attributes['Timestamp']!r} is not an "
                                   "ISO-8601 instant (e.g. 2027-01-31T00:00:00Z or 2027-01-31T00:00:00+01:00)")
     for count in ("Before", "After"):
@@ -222,14 +223,6 @@ def _check_policy(index: int, policy: dict) -> None:
             raise ParameterError(bad, f"policy {index} ({kind}): {count} must be a positive whole number")
     if "Unit" in attributes and attributes["Unit"] not in POLICY_UNITS:
         raise ParameterError(bad, f"policy {index} ({kind}): Unit must be Days or Hours")
-
-
-def _is_instant(text: str) -> bool:
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return parsed.tzinfo is not None
 
 
 def _utcnow() -> str:
@@ -292,9 +285,9 @@ class ParameterService:
     with the key pair in `key_dir` (loaded when first needed: sealing a plaintext needs only the
     public key; opening a sealed value needs the private key)."""
 
-    def __init__(self, store: Store, key_dir_path: str | os.PathLike | None = None):
+    def __init__(self, store: Store, key_dir: str | os.PathLike | None = None):
         self.store = store
-        self.key_dir = key_dir(key_dir_path)
+        self.key_dir = resolve_key_dir(key_dir)  # the one given, else $PLUMB_KEY_DIR, else .plumb/keys
         self._public: PublicKey | None = None
         self._keys: KeyPair | None = None
 

@@ -83,7 +83,7 @@ def plan_parameter(want: DesiredParameter, have: ObservedParameter | None, now: 
     def made(action: Action, classification: Classification, reason: str, changes=()) -> ResourcePlan:
         reason = "; ".join([reason, *notices])
         return ResourcePlan(address(want.name), "parameters", want.name, ASSOCIATION, want.source, action,
-                            classification, reason, tuple(changes), "", want.secure)
+                            classification, reason, tuple(changes))  # only the value change is sensitive
 
     if want.unknown:
         return made(Action.NOOP, Classification.UNKNOWN, f"unknown: {want.unknown}")

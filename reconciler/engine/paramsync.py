@@ -17,38 +17,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Callable
 
 from .. import secrets
 from ..compile import ResolveError, Resolved
-from ..kinds.parameter import TIER_LIMITS, Parameter, normalise_name
+from ..kinds.parameter import Parameter, normalise_name
 from ..model import Model
-from ..parameters import ParameterError, ParameterService, PutRequest, split_selector, state_hash, value_digest
+from ..parameters import (ParameterError, ParameterService, PutRequest, normalise_policies, split_selector, state_hash,
+                          value_digest)
 from ..paramplan import DesiredParameter, ObservedParameter, ParameterState, address, notices_of, plan_parameters
 from ..planmodel import PARAMETER_STORE, Action, NodePlan, ResourcePlan, Source
 from ..scrub import Scrubber
-from ..store import ParameterVersion, ResourceEvent, Store
+from ..store import ResourceEvent, Store
 from ..store.sqlite import utcnow
 
 
-def ssm_policies(param: Parameter) -> tuple:
-    """A manifest's policies in SSM's shape: {"Type", "Version", "Attributes": {"Timestamp": ...}}."""
-    return tuple({"Type": p.type, "Version": p.version,
-                  "Attributes": {k[:1].upper() + k[1:]: v for k, v in dict(p.attributes).items()}}
-                 for p in param.policies)
-
-
-def _tier(param: Parameter, plaintext: str, policies: tuple) -> str:
-    if param.tier != "Intelligent-Tiering":
-        return param.tier
-    big = len(plaintext.encode("utf-8")) > TIER_LIMITS["Standard"]
-    return "Advanced" if big or policies else "Standard"
-
-
 class ParameterContext:
-    def __init__(self, model: Model, store: Store, key_dir=None):
-        self.model, self.store = model, store
+    def __init__(self, model: Model, store: Store, key_dir=None, layered: bool = True):
+        """`layered`: resolve the latest version of a git-managed parameter to git's value (plan and
+        reconcile, which write git's parameters first); False: the store only (Run Command)."""
+        self.model, self.store, self.layered = model, store, layered
         self.key_dir = secrets.key_dir(key_dir)
         self.service = ParameterService(store, self.key_dir)
         self.scrubber = Scrubber()
@@ -56,6 +46,7 @@ class ParameterContext:
         self._key_error = ""
         self._plain: dict[str, str] = {}  # name → git's plaintext (in memory only)
         self._desired: dict[str, DesiredParameter] | None = None
+        self.problems: list[str] = []  # manifests the store would refuse (rendered diagnostics)
         self._git = {normalise_name(p.name): p for p in model.parameters}
 
     # --- keys and desired state ------------------------------------------------------
@@ -85,26 +76,39 @@ class ParameterContext:
         return self._desired
 
     def _desire(self, param: Parameter, key: str) -> DesiredParameter:
+        """What reconcile would leave in the store for this manifest, worked out by the store's own
+        rules (`plan_put`), so planned and written states hash alike. Nothing is written."""
         line, column = param.origin.key_at("/spec")
         source = Source(param.origin.file, line, column, "/spec")
-        policies = ssm_policies(param)
+        state = ParameterState(param.type.value, "", None, param.description, param.tier, param.allowed_pattern,
+                               param.data_type, normalise_policies(param.policies), tuple(sorted(param.labels)))
         try:
             plain = self._open(param)
         except secrets.SecretError as exc:
-            state = ParameterState(param.type.value, "", None, param.description, param.tier,
-                                   param.allowed_pattern, param.data_type, policies, tuple(sorted(param.labels)))
             return DesiredParameter(key, source, state, "", param.managed,
                                     unknown=f"cannot open the sealed value of {key}: {exc}")
         if param.secure:
             self.scrubber.add(plain)
         self._plain[key] = plain
         digest = value_digest(plain)
-        state = ParameterState(param.type.value, digest, None if param.secure else plain, param.description,
-                               _tier(param, plain, policies), param.allowed_pattern, param.data_type, policies,
-                               tuple(sorted(param.labels)))
-        version = ParameterVersion(key, 0, state.type, state.value, None, digest, state.description, state.tier,
-                                   state.allowed_pattern, state.data_type, policies, state.labels)
+        state = replace(state, digest=digest, value=None if param.secure else plain)
+        if not param.managed and self.store.parameter(key) is not None:
+            return DesiredParameter(key, source, state, "", False)  # never written again: nothing to work out
+        try:
+            _, version = self.service.plan_put(self._request(param, key), by="plan", source="git")
+        except (ParameterError, secrets.SecretError) as exc:
+            self.problems.append(f"{param.origin.file}:{line}:{column}: error: Parameter {key}: the parameter "
+                                 f"store would refuse it: {exc}")
+            return DesiredParameter(key, source, state, "", param.managed, unknown=f"the store would refuse it: {exc}")
+        state = replace(state, tier=version.tier, policies=tuple(version.policies))
         return DesiredParameter(key, source, state, state_hash(version), param.managed)
+
+    def _request(self, param: Parameter, key: str) -> PutRequest:
+        return PutRequest(key, param.type.value, value=None if param.secure else self._plain[key],
+                          sealed_value=param.sealed_value if param.secure else None, description=param.description,
+                          tier=param.tier, allowed_pattern=param.allowed_pattern, data_type=param.data_type,
+                          policies=normalise_policies(param.policies), labels=tuple(param.labels),
+                          overwrite=param.managed)
 
     def observed(self) -> dict[str, ObservedParameter]:
         found = {}
@@ -135,9 +139,9 @@ class ParameterContext:
         key = normalise_name(name)
         scheme = "ssm-secure" if secure else "ssm"
         git = self._git.get(key)
-        desired = self.desired().get(key)
+        desired = self.desired().get(key) if self.layered else None
         record = self.store.parameter(key)
-        from_git = (git is not None and desired is not None and not selector.isdigit()
+        from_git = (self.layered and git is not None and desired is not None and not selector.isdigit()
                     and (not selector or selector in git.labels) and (git.managed or record is None))
         if from_git:
             if desired.unknown:
@@ -164,7 +168,8 @@ class ParameterContext:
         return Resolved(value, key, version, kind)
 
     # --- applying ----------------------------------------------------------------------
-    def apply(self, plan: NodePlan, revision: str, on_event=lambda kind, node, message: None) -> dict[str, str]:
+    def apply(self, plan: NodePlan, revision: str, on_event=lambda kind, node, message: None,
+              planned_at: str = "") -> dict[str, str]:
         """Carry out the parameters' plan; returns address → error for those that failed.
         Records every change (and policy notice) in the `(parameter store)` history."""
         failed: dict[str, str] = {}
@@ -187,8 +192,8 @@ class ParameterContext:
                 on_event("failed", PARAMETER_STORE, f"{resource.address}: {exc}")
                 continue
             if resource.classification.drifted:
-                events.append(ResourceEvent(PARAMETER_STORE, resource.address, "drift_detected", plan.inventory_time
-                                            or at, revision, resource.association, source, resource.reason))
+                events.append(ResourceEvent(PARAMETER_STORE, resource.address, "drift_detected", planned_at or at,
+                                            revision, resource.association, source, resource.reason))
             kind = "corrected" if resource.classification.drifted else "changed"
             events.append(ResourceEvent(PARAMETER_STORE, resource.address, kind, utcnow(), revision,
                                         resource.association, source, detail))
@@ -201,14 +206,8 @@ class ParameterContext:
         if resource.action is Action.DELETE:
             self.service.delete(key)
             return "deleted (Expiration policy)"
-        git = self._git[key]
-        state = self.desired()[key].state
-        request = PutRequest(key, state.type, value=None if git.secure else self._plain[key],
-                             sealed_value=git.sealed_value if git.secure else None, description=state.description,
-                             tier=state.tier, allowed_pattern=state.allowed_pattern, data_type=state.data_type,
-                             policies=state.policies, labels=state.labels, overwrite=True)
-        written = self.service.put(request, by=f"reconcile git:{revision or 'none'} {source}", source="git",
-                                   revision=revision)
+        written = self.service.put(self._request(self._git[key], key), by=f"reconcile git:{revision or 'none'} "
+                                   f"{source}", source="git", revision=revision)
         return f"version {written.version}"
 
 

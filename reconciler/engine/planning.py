@@ -7,6 +7,7 @@ With `offline=True` nothing is contacted: the stored inventory is used and its a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Sequence
 
@@ -20,6 +21,7 @@ from ..store import Store
 from ..transport import TransportError, for_each_node
 from . import gitinfo
 from .inventory import collect_one, request_for
+from .paramsync import ParameterContext
 
 
 def windows_at(model: Model, now: datetime, ignore: bool = False) -> dict:
@@ -90,9 +92,10 @@ def plan_everything(model: Model, nodes: Sequence[Node], observed: dict, store: 
                     key_dir=None, ignore_windows: bool = False):
     """(plan, ParameterContext): the Parameter Store's plan first, then every node, with
     `{{ssm:...}}` resolved as reconcile will see it (git's parameters written first)."""
-    from .paramsync import ParameterContext
-
     context = ParameterContext(model, store, key_dir)
+    parameters = context.plan(now) if model.parameters else None
     plan = build_plan(model, nodes, observed, store, now=now, resolver=context.resolver(),
-                      ignore_windows=ignore_windows, parameters=context.plan(now) if model.parameters else None)
+                      ignore_windows=ignore_windows, parameters=parameters)
+    if context.problems:
+        plan = replace(plan, diagnostics=tuple(context.problems) + plan.diagnostics)
     return plan, context

@@ -106,7 +106,7 @@ def _scrubbed_events(on_event: Event, scrubber: Scrubber) -> Event:
 def _apply_parameters(parameters, store_plan: NodePlan, plan: Plan, outcome: NodeOutcome, now, on_event) -> NodePlan:
     """Write the Parameter manifests' changes, then plan the store again: did each converge?"""
     changing = [r.address for r in store_plan.changes]
-    outcome.failed.update(parameters.apply(store_plan, plan.git_revision, on_event))
+    outcome.failed.update(parameters.apply(store_plan, plan.git_revision, on_event, plan.created_at))
     outcome.applied.extend(a for a in changing if a not in outcome.failed)
     after = parameters.plan(now)
     state = {r.address: r for r in after.resources}

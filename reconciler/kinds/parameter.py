@@ -203,14 +203,14 @@ def _check_policies(param: Parameter) -> Iterator[Diagnostic]:
                                       code="IncompatiblePolicyException")
     for index, policy in enumerate(param.policies):
         stamp = policy.attributes.get("timestamp")
-        if stamp is not None and not _is_instant(stamp):
+        if stamp is not None and not is_instant(stamp):
             yield param.origin.diagnostic(
                 f"/spec/policies/{index}/attributes/timestamp", f"'{stamp}' is not an ISO-8601 instant",
                 expected="e.g. 2027-01-31T00:00:00Z or 2027-01-31T00:00:00+01:00",
                 code="InvalidPolicyAttributeException")
 
 
-def _is_instant(text: str) -> bool:
+def is_instant(text: str) -> bool:
     from datetime import datetime
 
     try:

@@ -165,7 +165,8 @@ class ParameterWrite:
     new_version: ParameterVersion | None = None  # a new value (version = expected_version + 1)
     metadata: ParameterVersion | None = None  # metadata-only change: description, tier, ... of the latest
     evict: tuple[int, ...] = ()  # versions to drop from history (oldest first)
-    labels: tuple[tuple[str, int], ...] = ()  # (label, version): attach, moving it off any other version
+    labels: tuple[tuple[str, int], ...] = ()  # (label, version): attach, moving it off any other version;
+    #                                            (label, 0): remove the label (UnlabelParameterVersion)
     applied_hash: str | None = None  # set the record's applied_hash/at/revision (a write from git)
     applied_at: str = ""
     applied_revision: str = ""

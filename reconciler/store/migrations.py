@@ -168,4 +168,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         CREATE INDEX parameter_labels_version ON parameter_labels(name, version)
     """),
+    (5, "the Parameter Store versions each resource was last applied with", """
+        ALTER TABLE last_applied ADD COLUMN parameter_refs TEXT NOT NULL DEFAULT '[]'
+    """),
 ]

@@ -36,34 +36,43 @@ def path_of(url: str) -> str:
     return path
 
 
+_APPLIED_COLUMNS = ("node, address, desired_hash, observed_hash, applied_at, git_revision, association, source, "
+                    "parameter_refs")
+
+
+def _applied(row) -> AppliedRecord:
+    """An AppliedRecord from the _APPLIED_COLUMNS of a row."""
+    return AppliedRecord(*row[:8], references=tuple(json.loads(row[8])))
+
+
 class _ReconcileRecords:
     """Last-applied state, resource history, compliance and node leases (mixed into SQLiteStore)."""
 
     _db: sqlite3.Connection
 
     def last_applied(self, node: str) -> dict[str, AppliedRecord]:
-        rows = self._db.execute("SELECT node, address, desired_hash, observed_hash, applied_at, git_revision, "
-                                "association, source FROM last_applied WHERE node = ?", (node,))
-        return {r[1]: AppliedRecord(*r) for r in rows}
+        rows = self._db.execute(f"SELECT {_APPLIED_COLUMNS} FROM last_applied WHERE node = ?", (node,))
+        return {r[1]: _applied(r) for r in rows}
 
     def last_applied_by_node(self, nodes) -> dict[str, dict[str, AppliedRecord]]:
         found: dict[str, dict[str, AppliedRecord]] = {node: {} for node in nodes}
         for chunk in _chunks(list(found)):
-            rows = self._db.execute("SELECT node, address, desired_hash, observed_hash, applied_at, git_revision, "
-                                    f"association, source FROM last_applied WHERE node IN ({_marks(chunk)})", chunk)
+            rows = self._db.execute(f"SELECT {_APPLIED_COLUMNS} FROM last_applied WHERE node IN ({_marks(chunk)})",
+                                    chunk)
             for r in rows:
-                found[r[0]][r[1]] = AppliedRecord(*r)
+                found[r[0]][r[1]] = _applied(r)
         return found
 
     def record_applied(self, records, events=()) -> None:
         with _Transaction(self._db):
             self._db.executemany(
-                "INSERT INTO last_applied VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(node, address) DO UPDATE SET "
+                f"INSERT INTO last_applied ({_APPLIED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(node, address) DO UPDATE SET "
                 "desired_hash=excluded.desired_hash, observed_hash=excluded.observed_hash, "
                 "applied_at=excluded.applied_at, git_revision=excluded.git_revision, "
-                "association=excluded.association, source=excluded.source",
+                "association=excluded.association, source=excluded.source, parameter_refs=excluded.parameter_refs",
                 [(r.node, r.address, r.desired_hash, r.observed_hash, r.applied_at, r.git_revision, r.association,
-                  r.source) for r in records])
+                  r.source, json.dumps(list(r.references))) for r in records])
             self._insert_events(events)
 
     def record_events(self, events) -> None:

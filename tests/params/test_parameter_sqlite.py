@@ -7,7 +7,9 @@ import sqlite3
 
 import pytest
 
-from reconciler.store.base import ParameterConflict, ParameterVersion, ParameterWrite, StoreError
+from reconciler.store import open_store
+from reconciler.store.base import AppliedRecord, ParameterConflict, ParameterVersion, ParameterWrite, StoreError
+from reconciler.store.migrations import MIGRATIONS
 
 
 def _version(name="/a", version=1, value="v", **fields):
@@ -17,7 +19,7 @@ def _version(name="/a", version=1, value="v", **fields):
 
 
 def test_migration_4_makes_the_parameter_tables(store):
-    assert store.schema_version() >= 4
+    assert store.schema_version() >= 5
     tables = {row[0] for row in store._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"parameters", "parameter_versions", "parameter_labels"} <= tables
 
@@ -93,3 +95,31 @@ def test_prefixes_are_literal(store):
     assert [r.name for r in store.parameters("/a_b/")] == ["/a_b/x"]
     assert [r.name for r in store.parameters("/a%")] == ["/a%/z"]
     assert [r.name for r in store.parameters()] == ["/a%/z", "/aXb/y", "/a_b/x"]
+
+
+def test_last_applied_keeps_the_parameter_versions_a_resource_was_rendered_with(store):
+    record = AppliedRecord("web-1", "files:/etc/app.env", "d", "o", "2026-01-01T00:00:00Z", "abc", "app", "f.yaml:3",
+                           references=("/app/db/password:3", "/app/port:1"))
+    store.record_applied([record, AppliedRecord("web-1", "files:/etc/motd", "d", "o", "t", "abc", "motd", "m:1")])
+    found = store.last_applied("web-1")
+    assert found["files:/etc/app.env"] == record and found["files:/etc/motd"].references == ()
+    store.record_applied([dataclasses.replace(record, references=("/app/db/password:4",))])
+    assert store.last_applied_by_node(["web-1"])["web-1"]["files:/etc/app.env"].references == ("/app/db/password:4",)
+
+
+def test_a_store_from_before_the_parameter_store_upgrades_in_place(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+               "applied_at TEXT NOT NULL)")
+    for version, name, sql in MIGRATIONS[:3]:
+        for statement in filter(str.strip, sql.split(";")):
+            db.execute(statement)
+        db.execute("INSERT INTO schema_migrations VALUES (?, ?, 'then')", (version, name))
+    db.execute("INSERT INTO last_applied VALUES ('n', 'files:/x', 'd', 'o', 't', 'r', 'a', 's')")
+    db.commit()
+    db.close()
+    with open_store(f"sqlite:///{path}") as store:
+        assert store.schema_version() >= 5
+        assert store.last_applied("n")["files:/x"].references == ()
+        assert store.parameters() == []
