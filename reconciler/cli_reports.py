@@ -94,6 +94,11 @@ def drift_history(options: Options, node):
         click.echo(f"  {p['address']:<40} drifted {p['detected_at']}, {end}  [{p['source']}]")
         if p["detail"]:
             click.echo(f"      {p['detail']}")
+    notices = [e for e in events if e.event == "notification"]
+    if notices:
+        click.echo("Notifications (parameter policies):")
+        for e in notices:
+            click.echo(f"  {e.at}  {e.address:<40} {e.detail}")
     changes = [e for e in events if e.event in ("changed", "failed")]
     if changes:
         click.echo("Changes applied from git:")

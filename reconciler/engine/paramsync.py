@@ -175,9 +175,13 @@ class ParameterContext:
         failed: dict[str, str] = {}
         events: list[ResourceEvent] = []
         at = utcnow()
+        told = {(e.address, e.detail.split(":")[0], e.at[:10]) for e in self.store.resource_events(PARAMETER_STORE)
+                if e.event == "notification"}
         for resource in plan.resources:
             source = f"{resource.source.file}:{resource.source.line}"
             for notice in notices_of(resource):
+                if (resource.address, notice.split(":")[0], at[:10]) in told:
+                    continue  # once a day per parameter and policy is enough
                 events.append(ResourceEvent(PARAMETER_STORE, resource.address, "notification", at, revision,
                                             resource.association, source, notice))
                 on_event("notice", PARAMETER_STORE, f"{resource.id}: {notice}")
