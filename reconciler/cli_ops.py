@@ -13,7 +13,7 @@ import click
 
 from .cli import EXIT_ERROR, EXIT_OK, Options, _echo_json, _print_diagnostics, main, shared_options
 from .compile import ResolveError
-from .docparams import InvalidParameters, expand_references, parse_cli_parameters, resolve
+from .docparams import InvalidParameters, expand_references, inline_references, parse_cli_parameters, resolve
 from .engine.paramsync import ParameterContext
 from .engine import inventory as inventory_engine
 from .engine import runcommand
@@ -180,11 +180,13 @@ def run_command(options: Options, document, targets, names, parameters, max_conc
             given = parse_cli_parameters(parameters)
             expanded, secret, _ = expand_references(doc, given, lambda ref: _resolve_reference(context, ref))
             resolved = resolve(doc, expanded, sensitive=secret)
+            content, inlined, _, _ = inline_references(doc.content, lambda ref: _resolve_reference(context, ref))
         except InvalidParameters as exc:
             raise click.ClickException(f"InvalidParameters: {exc}") from None
         request = runcommand.RunRequest(doc, resolved, nodes, list(targets) + [f"InstanceIds={n}" for n in names],
                                         max_concurrency, max_errors, recorded_parameters=given,
-                                        scrubber=context.scrubber)
+                                        scrubber=context.scrubber, content=content if inlined else None)
+        request.parameters.update(inlined)
         progress = Progress(len(nodes), "invocations", enabled=options.output == "text")
         command_id = asyncio.run(runcommand.run(request, store, _run_renderer(progress, options)))
         record = store.get_command(command_id)

@@ -231,11 +231,19 @@ class Compiler:
                 return None
         try:
             parameters = docparams.resolve(doc, given, sensitive=tracker.secret)
+            content, inlined, _, _ = docparams.inline_references(doc.content, tracker.resolve_full)
         except docparams.InvalidParameters as exc:
             problems.append(assoc.origin.diagnostic(f"{pointer}/parameters", f"for node '{node_view['name']}': {exc}",
                                                     code="InvalidParameters"))
             return None
-        spec = {"document": doc.name, "documentSha256": document_digest(doc), "parameters": parameters}
+        except templating.TemplateError as exc:  # a reference inside the document's steps
+            problems.append(doc.origin.diagnostic("/spec/mainSteps", f"for node '{node_view['name']}' (association "
+                                                  f"{assoc.name}): {exc.problem.message}", code="template"))
+            return None
+        # "content" (the document with its {{ssm:...}} made parameters) is left out of the desired
+        # hash, as a file's content is: what it depends on is in documentSha256 and parameters.
+        spec = {"document": doc.name, "documentSha256": document_digest(doc), "parameters": {**parameters, **inlined},
+                "content": content}
         return DesiredResource(f"documents:{assoc.name}", "documents", doc.name, assoc.name, source, freeze(spec),
                                assoc.compliance_severity, assoc.maintenance_window, tracker.secret, (),
                                tuple(sorted(tracker.refs)))

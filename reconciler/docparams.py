@@ -11,6 +11,7 @@ import json
 import re
 from typing import Iterable, Mapping
 
+from .kinds.base import thaw
 from .kinds.document import Document
 from .references import find_parameter_references
 from .schema import suggest
@@ -116,3 +117,48 @@ def _check_values(name, param, values, sensitive: bool) -> list[str]:
         elif param.allowed_pattern and not re.fullmatch(param.allowed_pattern, value):
             problems.append(f"'{name}': {shown} does not match {param.allowed_pattern}")
     return problems
+
+
+INLINE_PREFIX = "plumbSsm"
+
+
+def inline_references(content, resolve) -> tuple[dict, dict[str, str], bool, set]:
+    """Take `{{ssm:...}}` / `{{ssm-secure:...}}` out of a document's step inputs.
+
+    SSM splices the value into the text; plumb instead turns each reference into a document
+    parameter of its own (`{{ plumbSsm0 }}`) declared on the document and given the resolved
+    value, so the agent treats it as data like any parameter — never as shell code. Returns
+    (content with the references replaced and the parameters declared, their values,
+    whether a secret was used, the parameter versions used). Pure, given `resolve`."""
+    content = thaw(content)
+    names: dict[str, str] = {}
+    values: dict[str, str] = {}
+    secret, used = False, set()
+
+    def rewrite(value):
+        nonlocal secret
+        if isinstance(value, str):
+            for ref in find_parameter_references(value):
+                if ref.text not in names:
+                    found = resolve(ref)
+                    names[ref.text] = name = f"{INLINE_PREFIX}{len(names)}"
+                    values[name] = found.value
+                    used.add(found.ref)
+                    secret = secret or ref.secure or found.type == "SecureString"
+                value = value.replace(ref.text, "{{ " + names[ref.text] + " }}")
+            return value
+        if isinstance(value, dict):
+            return {k: rewrite(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rewrite(v) for v in value]
+        return value
+
+    for step in content.get("mainSteps", ()):
+        if "inputs" in step:
+            step["inputs"] = rewrite(step["inputs"])
+    if names:
+        declared = dict(content.get("parameters") or {})
+        declared.update({name: {"type": "String", "description": "a Parameter Store reference, resolved by plumb"}
+                         for name in values})
+        content["parameters"] = declared
+    return content, values, secret, used

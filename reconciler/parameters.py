@@ -290,6 +290,7 @@ class ParameterService:
         self.key_dir = resolve_key_dir(key_dir)  # the one given, else $PLUMB_KEY_DIR, else .plumb/keys
         self._public: PublicKey | None = None
         self._keys: KeyPair | None = None
+        self._counts: Counter | None = None
 
     # --- PutParameter -------------------------------------------------------------------
     def put(self, request: PutRequest, *, by: str, source: str = "cli", now: str | None = None,
@@ -382,7 +383,10 @@ class ParameterService:
         return tier
 
     def _tier_counts(self) -> Counter:
-        return Counter(record.latest.tier for record in self.store.parameters("/"))
+        """Parameters per tier; read once and kept until this service writes (a plan asks per new parameter)."""
+        if self._counts is None:
+            self._counts = Counter(record.latest.tier for record in self.store.parameters("/"))
+        return self._counts
 
     def _version(self, name, type_, current, plaintext, sealed, fields: _Fields, tier, now, by,
                  source) -> tuple[ParameterVersion, str]:
@@ -509,6 +513,7 @@ class ParameterService:
         return history, target
 
     def _write(self, write: ParameterWrite) -> None:
+        self._counts = None
         try:
             self.store.write_parameter(write)
         except ParameterConflict:

@@ -239,7 +239,7 @@ async def _run_association_document(model, session, wanted: DesiredResource, run
                 failures.append(f"step {event.get('step')}: {event.get('status')}"
                                 + (f" (exit {event['exitCode']})" if event.get("exitCode") is not None else ""))
 
-    result = await session.execute({"document": thaw(doc.content), "parameters": thaw(wanted.spec["parameters"]),
+    result = await session.execute({"document": thaw(wanted.spec["content"]), "parameters": thaw(wanted.spec["parameters"]),
                                     "invocationId": f"{run.command_id}:{node.name}"}, on_event=on_agent)
     status = result.get("status", "Failed")
     if status != "Success" or failures:

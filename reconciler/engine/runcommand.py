@@ -50,6 +50,7 @@ class RunRequest:
     max_errors: str = "0"
     command_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     recorded_parameters: dict | None = None  # what the record keeps: as given, references unresolved
+    content: dict | None = None  # the document to send, when plumb rewrote it (docparams.inline_references)
     scrubber: Scrubber = field(default_factory=Scrubber)  # secrets handed out: masked in all output
 
 
@@ -121,7 +122,8 @@ async def _invoke(request: RunRequest, node: Node, store: Store, on_event, contr
                 store.add_step(command_id, node.name, step)
                 on_event(Event("step", node.name, step=step))
 
-        request_body = {"document": thaw(request.document.content), "parameters": request.parameters,
+        content = request.content if request.content is not None else thaw(request.document.content)
+        request_body = {"document": content, "parameters": request.parameters,
                         "invocationId": f"{command_id}:{node.name}"}
         try:
             result = await session.execute(request_body, on_event=on_agent_event)

@@ -164,3 +164,27 @@ def test_run_command_resolves_versions_labels_and_secrets_from_the_store(fleet):
     assert record["parameters"]["commands"][0].endswith("{{ssm-secure:/app/pw}}")  # kept as given
     missing = fleet.plumb("run", "AWS-RunShellScript", "--node", "local", "-p", "commands=echo {{ssm:/app/greeting:9}}")
     assert missing.returncode == 1 and "ParameterVersionNotFound" in missing.stderr
+
+
+def test_references_inside_a_documents_steps_arrive_as_data_never_as_code(fleet):
+    pwned = fleet.tmp / "pwned"
+    hostile = f"$(touch {pwned}); `touch {pwned}` ' \" done"
+    out = fleet.root / "hostile.txt"
+    doc = {"apiVersion": "plumb.dev/v1", "kind": "Document", "metadata": {"name": "uses-ref"},
+           "spec": {"schemaVersion": "2.2", "mainSteps": [{"action": "aws:runShellScript", "name": "echo",
+                    "inputs": {"runCommand": [f'mkdir -p {fleet.root}',
+                                              f'printf "%s\\n" {{{{ssm:/app/hostile}}}} > {out}']}}]}}
+    assoc = {"apiVersion": "plumb.dev/v1", "kind": "Association", "metadata": {"name": "hostile-doc"},
+             "spec": {"targets": [{"key": "InstanceIds", "values": ["local"]}], "document": {"name": "uses-ref"}}}
+    fleet.write(extra=[_param("/app/hostile", hostile), doc, assoc])
+    applied = fleet.plumb("reconcile")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert out.read_text() == hostile + "\n" and not pwned.exists()
+    out.unlink()
+    run = fleet.plumb("run", "uses-ref", "--node", "local")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert out.read_text() == hostile + "\n" and not pwned.exists()
+    # The document runs again when the parameter it references changes.
+    fleet.write(extra=[_param("/app/hostile", hostile + " v2"), doc, assoc])
+    plan = fleet.plumb("plan")
+    assert "/app/hostile changed (version 1 -> 2)" in plan.stdout, plan.stdout
