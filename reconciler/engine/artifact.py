@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any
 
-from ..planmodel import (FORMAT_VERSION, Action, Classification, FieldChange, NodePlan, Plan, ResourcePlan,
+from ..planmodel import (FORMAT_VERSION, Action, Classification, Digest, FieldChange, NodePlan, Plan, ResourcePlan,
                          Source)
 
 KIND = "plumb-plan"
@@ -70,6 +71,20 @@ def _resource(data: dict) -> ResourcePlan:
     fields["source"] = Source(**data["source"])
     fields["action"] = Action(data["action"])
     fields["classification"] = Classification(data["classification"])
-    fields["changes"] = tuple(FieldChange(**c) for c in data.get("changes", ()))
+    fields["changes"] = tuple(_change(c) for c in data.get("changes", ()))
     fields["triggers"] = tuple(data.get("triggers", ()))
     return ResourcePlan(**fields)
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def _change(data: dict) -> FieldChange:
+    """A field change as saved; a sensitive value saved as a sha256 was a Digest (a secret's
+    stand-in: the artifact never holds a secret), and is one again."""
+    change = FieldChange(**data)
+    if not change.sensitive:
+        return change
+    before, after = (Digest(v) if isinstance(v, str) and _DIGEST.fullmatch(v) else v
+                     for v in (change.before, change.after))
+    return FieldChange(change.field, before, after, True)

@@ -117,3 +117,13 @@ def test_unknown_desired_value_is_never_guessed():
     want = DesiredParameter("/app/p", SRC, ParameterState("SecureString", ""), "", True, unknown="no key")
     r = one(want, observed())
     assert (r.action, r.classification) == (Action.NOOP, Classification.UNKNOWN)
+
+
+def test_a_saved_plan_keeps_secret_digests_as_markers():
+    from reconciler.engine import artifact
+
+    node = plan_parameters([desired(type_="SecureString", digest="ab" * 32)],
+                           {"/app/p": observed(type_="SecureString", digest="cd" * 32, state_hash="h2")}, NOW)
+    plan = Plan("1.0", "now", "m", "", (node,))
+    loaded, _ = artifact.from_json(artifact.to_json(plan, "digest"))
+    assert render_text(loaded, color=False) == render_text(plan, color=False)
