@@ -23,7 +23,7 @@ from typing import Iterable, Mapping, Sequence
 
 from .kinds.association import Association
 from .plan import step_name
-from .planmodel import PARAMETER_STORE, Classification, NodePlan, Plan, ResourcePlan
+from .planmodel import PARAMETER_STORE, Action, Classification, NodePlan, Plan, ResourcePlan
 from .schedule import At, Context, Cron, Schedule, next_fire, parse_schedule
 
 
@@ -199,3 +199,17 @@ def _kept_steps(document, resources: tuple[ResourcePlan, ...]):
     names = {step_name(r.address) for r in resources if r.will_change}
     steps = [s for s in document["mainSteps"] if s["name"] in names]
     return {**document, "mainSteps": steps} if steps else None
+
+
+def run_scheduled_documents(plan: Plan, work: Mapping[str, frozenset[str]]) -> Plan:
+    """On a schedule fire SSM runs the association again even if nothing changed: a document
+    association that is in sync on a node where it is due is planned to run ("scheduled run")."""
+    def node(p: NodePlan) -> NodePlan:
+        due_here = work.get(p.node, frozenset())
+        resources = tuple(replace(r, action=Action.UPDATE, classification=Classification.PENDING_CHANGE,
+                                  reason=f"scheduled run of association {r.association} ({r.reason})")
+                          if r.type == "documents" and r.association in due_here
+                          and r.classification is Classification.IN_SYNC else r
+                          for r in p.resources)
+        return replace(p, resources=resources) if resources != p.resources else p
+    return replace(plan, nodes=tuple(node(p) if p.reachable else p for p in plan.nodes))

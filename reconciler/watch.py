@@ -391,6 +391,8 @@ class _Watch:
             report.update(ok=False, diagnostics=list(full.diagnostics), nodes=[_untouched(p) for p in full.nodes])
             return unreachable
         plan = sched_state.hold_not_due(full, work, self._next_runs())
+        if report.get("trigger") == "schedule":  # SSM runs a due association even when nothing changed
+            plan = sched_state.run_scheduled_documents(plan, work)
         result = await reconcile(self.model, nodes, plan, self.store, now=now,
                                  ignore_windows=self.options.ignore_windows, on_event=self.out.event,
                                  parameters=parameters, resolver=parameters.resolver(), scrubber=parameters.scrubber)
