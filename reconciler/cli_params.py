@@ -62,9 +62,9 @@ def _who() -> str:
 def _read_input(prompt: str, hide: bool, keep_newline: bool = False) -> str:
     """A value from stdin (one trailing newline stripped unless keep_newline), or typed at a prompt
     (hidden for secrets) when stdin is a terminal."""
-    if click.get_text_stream("stdin").isatty():
+    if sys.stdin.isatty():
         return click.prompt(prompt, hide_input=hide, confirmation_prompt=hide, err=True)
-    data = click.get_binary_stream("stdin").read()
+    data = sys.stdin.buffer.read()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
