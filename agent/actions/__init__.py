@@ -12,11 +12,12 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Dict, Optional
 
-from agent.actions import directory, file, package, powershell, service, shell, sysctl, user
+from agent.actions import (directory, file, package, patch, powershell, service, shell, sysctl,
+                           user)
 
 ACTIONS: Dict[str, ModuleType] = {
     module.ACTION: module
-    for module in (shell, powershell, package, file, directory, service, user, sysctl)
+    for module in (shell, powershell, package, patch, file, directory, service, user, sysctl)
 }
 
 # SSM plugins that exist only for Windows: a 2.2 document skips them on Linux.

@@ -5,12 +5,18 @@
 - the head of each archive's Release/InRelease file under /var/lib/apt/lists (Origin,
   Label, Suite, Codename), found by `release_file_stem()` as apt names it. Reading these
   costs ~1 ms where `apt-cache policy` without arguments costs ~50 ms.
-`updates()` joins them with dpkg's list of installed packages.
+`updates()` joins them with dpkg's list of installed packages. Each entry describes apt's
+candidate and, in `Versions`, every version apt knows that is newer than the installed one
+(newest first, Debian ordering): a baseline that approves only security-pocket updates can
+then install the newest security version even when the candidate comes from another suite.
 """
 
 from __future__ import annotations
 
+from functools import cmp_to_key
 from typing import Dict, List, NamedTuple, Optional, Tuple
+
+from ..actions.versions import compare_deb
 
 STATUS_FILE = "/var/lib/dpkg/status"
 NONE = "(none)"
@@ -37,29 +43,47 @@ class Policy(NamedTuple):
 
 
 def package_file_texts(policies: List[Policy]) -> List[str]:
-    """The package files that candidate versions come from (what Release data is needed for)."""
+    """The package files that candidate and newer versions come from (what Release data is
+    needed for)."""
     texts = {
         text
         for policy in policies
-        for text in policy.versions.get(policy.candidate, (0, []))[1]
+        for version in [policy.candidate, *newer_versions(policy)]
+        for text in policy.versions.get(version, (0, []))[1]
         if text != STATUS_FILE
     }
     return sorted(texts)
+
+
+def newer_versions(policy: Policy) -> List[str]:
+    """The versions in a policy's table newer than the installed one, newest first."""
+    if policy.installed == NONE:
+        return []
+    newer = [version for version in policy.versions if compare_deb(version, policy.installed) > 0]
+    return sorted(newer, key=cmp_to_key(compare_deb), reverse=True)
 
 
 def release_file_stem(text: str) -> Optional[str]:
     """The name under /var/lib/apt/lists of a package file's Release, minus `InRelease`/`Release`.
 
     Mirrors apt's URItoFileName(): scheme and credentials dropped, unsafe characters
-    %-quoted, `/` turned into `_`. None for flat repositories and dpkg's status file.
+    %-quoted, `/` turned into `_` (so a local `file:/srv/repo` archive gives `_srv_repo_...`).
+    None for flat repositories and dpkg's status file.
     """
     words = text.split(" ")
-    if len(words) < 3 or "://" not in words[0] or "/" not in words[1] or words[1].startswith("./"):
+    if len(words) < 3 or ":" not in words[0] or "/" not in words[1] or words[1].startswith("./"):
         return None
     suite = words[1].rpartition("/")[0]
-    location = words[0].split("://", 1)[1].rpartition("@")[2]
-    full = location.rstrip("/") + "/dists/" + suite + "/"
+    full = _location(words[0]).rstrip("/") + "/dists/" + suite + "/"
     return "".join(_quote(char) for char in full).replace("/", "_")
+
+
+def _location(uri: str) -> str:
+    """A URI without its scheme and credentials: `host/path`, or `/path` for `file:/path`."""
+    rest = uri.split(":", 1)[1] if ":" in uri.split("/", 1)[0] else uri
+    if rest.startswith("//"):
+        return rest[2:].rpartition("@")[2]
+    return rest
 
 
 def _quote(char: str) -> str:
@@ -82,8 +106,7 @@ def parse_release(text: str) -> Dict[str, str]:
 
 def package_file(text: str, release: Dict[str, str]) -> PackageFile:
     """A PackageFile for a policy text; the site is its URI's host, as apt's `origin` line."""
-    location = text.split(" ", 1)[0].split("://", 1)[-1].rpartition("@")[2]
-    return PackageFile(text, release, location.split("/", 1)[0])
+    return PackageFile(text, release, _location(text.split(" ", 1)[0]).split("/", 1)[0])
 
 
 def parse_policies(text: str) -> List[Policy]:
@@ -185,9 +208,30 @@ def _update(policy: Policy, package: dict, files: Dict[str, PackageFile]) -> dic
         "PinPriority": pin,
         "Priority": package.get("Priority", ""),
         "Section": package.get("Section", ""),
-        "Security": any(is_security(files.get(text, PackageFile(text, {}, ""))) for text in texts),
+        "Security": _security(texts, files),
         "PackageManager": "apt",
+        "Versions": [_version(policy, version, files) for version in newer_versions(policy)],
     }
+
+
+def _version(policy: Policy, version: str, files: Dict[str, PackageFile]) -> dict:
+    """One newer version, described by its package files as the candidate is."""
+    pin, texts = policy.versions[version]
+    chosen = _choose_file(texts, files)
+    release = chosen.release
+    return {
+        "Version": version,
+        "Suite": release.get("a", _dist(chosen.text)[0]),
+        "Codename": release.get("n", ""),
+        "Origin": release.get("o", ""),
+        "Label": release.get("l", ""),
+        "Security": _security(texts, files),
+        "PinPriority": pin,
+    }
+
+
+def _security(texts: List[str], files: Dict[str, PackageFile]) -> bool:
+    return any(is_security(files.get(text, PackageFile(text, {}, ""))) for text in texts)
 
 
 def _choose_file(texts: List[str], files: Dict[str, PackageFile]) -> PackageFile:

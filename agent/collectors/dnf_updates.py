@@ -111,6 +111,8 @@ def _entry(item: Available, installed: str, advisories: List[Advisory]) -> dict:
         "Advisories": sorted({a.advisory_id for a in advisories}),
         "Security": classification == "Security",
         "PackageManager": "dnf",
+        # Shaped like apt's: dnf -C check-update names only the newest version.
+        "Versions": [{"Version": item.evr, "Security": classification == "Security", "Suite": item.repository}],
     }
 
 

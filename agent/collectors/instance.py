@@ -127,7 +127,8 @@ def _reboot_required(os_release: Dict[str, str], options: Options) -> Optional[b
             code = run(["needs-restarting", "-r"], options.command_timeout, ok_codes=(0, 1))[0]
         except CollectorError:
             code = None
-    return reboot_required(debian, os.path.exists(DEBIAN_REBOOT_FLAG), code)
+    flag = os.environ.get("PLUMB_REBOOT_REQUIRED_FILE") or DEBIAN_REBOOT_FLAG  # the override plumb:patch honours
+    return reboot_required(debian, os.path.exists(flag), code)
 
 
 def _interfaces(options: Options) -> List[dict]:

@@ -41,7 +41,14 @@ class TestAptPolicy:
         assert stem("http://security.debian.org buster/updates/main amd64 Packages") == (
             "security.debian.org_dists_buster_updates_"
         )
+        assert stem("file:/srv/plumb_repo/ stable-security/main amd64 Packages") == "_srv_plumb%5frepo_dists_stable-security_"
         assert stem("/var/lib/dpkg/status") is None
+
+    def test_local_file_archive_has_no_site(self):
+        assert apt_policy.package_file("file:/srv/repo stable/main amd64 Packages", {}).site == ""
+        assert apt_policy.package_file("http://u:p@deb.example.org/debian stable/main amd64 Packages", {}).site == (
+            "deb.example.org"
+        )
 
     def test_release_head_gives_origin_label_suite_codename(self):
         release = apt_policy.parse_release(read("apt-lists/deb.debian.org_debian_dists_bookworm_InRelease"))
@@ -73,6 +80,10 @@ class TestAptUpdates:
             "Section": "shells",
             "Security": False,
             "PackageManager": "apt",
+            "Versions": [
+                {"Version": "5.2.15-2+b13", "Suite": "oldstable", "Codename": "bookworm", "Origin": "Debian",
+                 "Label": "Debian", "Security": False, "PinPriority": 500},
+            ],
         }
 
     def test_debian_security_suite_marks_security_updates(self):
@@ -89,6 +100,50 @@ class TestAptUpdates:
         libc6 = apt("ubuntu2204")[("libc6", "amd64")]
         assert libc6["Security"] is True
         assert (libc6["Suite"], libc6["Site"]) == ("jammy-security", "security.ubuntu.com")
+
+    def test_versions_list_every_newer_version_newest_first(self):
+        tzdata = apt("debian12-security")[("tzdata", "all")]
+        assert [(v["Version"], v["Suite"], v["Security"]) for v in tzdata["Versions"]] == [
+            ("2025b-0+deb12u1", "stable-updates", False),
+            ("2024b-0+deb12u1", "oldstable", False),
+        ]
+
+    def test_security_and_normal_suites_holding_different_newer_versions(self):
+        """The candidate comes from -updates; the newest security version is older and still listed."""
+        curl = apt("ubuntu2204")[("curl", "amd64")]
+        assert (curl["CandidateVersion"], curl["Suite"], curl["Security"]) == (
+            "7.81.0-1ubuntu1.18", "jammy-updates", False,
+        )
+        assert curl["Versions"] == [
+            {"Version": "7.81.0-1ubuntu1.18", "Suite": "jammy-updates", "Codename": "jammy", "Origin": "Ubuntu",
+             "Label": "Ubuntu", "Security": False, "PinPriority": 500},
+            {"Version": "7.81.0-1ubuntu1.16", "Suite": "jammy-security", "Codename": "jammy", "Origin": "Ubuntu",
+             "Label": "Ubuntu", "Security": True, "PinPriority": 500},
+        ]
+        newest_security = next(v for v in curl["Versions"] if v["Security"])
+        assert newest_security["Version"] == "7.81.0-1ubuntu1.16"
+
+    def test_version_in_both_updates_and_security_is_security_and_described_by_it(self):
+        libc6 = apt("ubuntu2204")[("libc6", "amd64")]
+        assert [(v["Version"], v["Suite"], v["Security"]) for v in libc6["Versions"]] == [
+            ("2.35-0ubuntu3.8", "jammy-security", True),
+        ]
+
+    def test_versions_carry_their_own_pin_priority(self):
+        tzdata = apt("ubuntu2204")[("tzdata", "all")]
+        assert [(v["Version"], v["PinPriority"]) for v in tzdata["Versions"]] == [("2024b-0ubuntu0.22.04.1", 990)]
+
+    def test_versions_are_ordered_by_debian_rules_not_text(self):
+        policy = (
+            "demo:\n  Installed: 1.0-1\n  Candidate: 1.0-10\n  Version table:\n"
+            "     1.0-9 500\n        500 http://deb.example.org/debian stable/main amd64 Packages\n"
+            "     1.0-10 500\n        500 http://deb.example.org/debian stable-security/main amd64 Packages\n"
+            "     1.0~rc1-1 500\n        500 http://deb.example.org/debian testing/main amd64 Packages\n"
+            " *** 1.0-1 100\n        100 /var/lib/dpkg/status\n"
+        )
+        installed = [{"Name": "demo", "Architecture": "amd64", "Version": "1.0-1"}]
+        (entry,) = updates.apt_updates(installed, [policy], LISTS)
+        assert [(v["Version"], v["Security"]) for v in entry["Versions"]] == [("1.0-10", True), ("1.0-9", False)]
 
     def test_each_architecture_is_its_own_update(self):
         found = apt("ubuntu2204")
@@ -154,6 +209,7 @@ class TestDnf:
             "Advisories": ["RHSA-2024:2447"],
             "Security": True,
             "PackageManager": "dnf",
+            "Versions": [{"Version": "1:3.0.7-27.el9", "Security": True, "Suite": "rhel-9-for-x86_64-baseos-rpms"}],
         }
 
     def test_security_outranks_bugfix_for_one_package(self):
