@@ -55,6 +55,9 @@ def shared_options(func):
             raise
         except click.ClickException:
             raise
+        except BrokenPipeError:  # `plumb ... | head`: the reader left; nothing to say
+            sys.stderr.close()
+            sys.exit(EXIT_OK)
         except Exception as exc:  # the one place an unexpected error meets the user
             if debug:
                 raise
@@ -173,4 +176,4 @@ def _echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-from . import cli_ops, cli_params, cli_plan, cli_reports  # noqa: E402,F401  (register their commands on `main`)
+from . import cli_ops, cli_params, cli_patch, cli_plan, cli_reports  # noqa: E402,F401  (register their commands on `main`)

@@ -17,6 +17,7 @@ from .docparams import InvalidParameters, expand_references, inline_references, 
 from .engine.paramsync import ParameterContext
 from .engine import inventory as inventory_engine
 from .engine import runcommand
+from .engine.planning import observe
 from .loader import load
 from .progress import Progress
 from .statuses import Details
@@ -49,6 +50,19 @@ target_options = [
                  help="tag:role=web, InstanceIds=web-1, or SSM's Key=tag:role,Values=web (repeatable, ANDed)."),
     click.option("--node", "-n", "names", multiple=True, metavar="NAME", help="Only this node (repeatable)."),
 ]
+
+
+def observe_with_progress(options: Options, model, nodes, store, *, offline: bool = False) -> dict:
+    """engine.planning.observe, with a progress line per node on a terminal (quiet with --output json)."""
+    progress = Progress(len(nodes), "nodes observed", enabled=options.output == "text" and not offline)
+    for _ in nodes:
+        progress.started()
+    observed = asyncio.run(observe(model, nodes, store, offline=offline))
+    for name, (snapshot, error) in observed.items():
+        progress.finished(f"observed {name}" if snapshot else f"unreachable {name}: {error}",
+                          "ok" if snapshot else "unreachable")
+    progress.close()
+    return observed
 
 
 def with_targets(func):

@@ -17,7 +17,7 @@ import click
 
 from . import render
 from .cli import EXIT_ERROR, EXIT_OK, Options, _echo_json, main, shared_options
-from .cli_ops import _model, _nodes, with_targets
+from .cli_ops import _model, _nodes, observe_with_progress, with_targets
 from .engine import artifact, gitinfo
 from .engine.paramsync import ParameterContext
 from .engine.planning import observe, plan_everything
@@ -33,14 +33,7 @@ def _color(stream) -> bool:
 
 
 def _plan(options: Options, model, nodes, store, *, offline: bool, ignore_windows: bool = False):
-    progress = Progress(len(nodes), "nodes observed", enabled=options.output == "text" and not offline)
-    for _ in nodes:
-        progress.started()
-    observed = asyncio.run(observe(model, nodes, store, offline=offline))
-    for name, (snapshot, error) in observed.items():
-        progress.finished(f"observed {name}" if snapshot else f"unreachable {name}: {error}",
-                          "ok" if snapshot else "unreachable")
-    progress.close()
+    observed = observe_with_progress(options, model, nodes, store, offline=offline)
     return plan_everything(model, nodes, observed, store, now=now_utc(), key_dir=options.key_dir,
                            ignore_windows=ignore_windows)
 

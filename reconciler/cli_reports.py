@@ -33,10 +33,15 @@ def compliance_command(options: Options, compliance_type):
         click.echo("No compliance recorded yet: run `plumb reconcile`.")
         sys.exit(EXIT_OK)
     style = Style.for_stream(sys.stdout)
+    if compliance_type == "Patch":
+        _print_patch_states(items, style)
     total = summary["totals"]
     click.echo(f"Compliance{' (' + compliance_type + ')' if compliance_type else ''}: "
                f"{total['COMPLIANT']} compliant, {total['NON_COMPLIANT']} non-compliant")
-    for title, key in (("By association", "by_item"), ("By node", "by_node"), ("By severity", "by_severity")):
+    sections = (("By association", "by_item"), ("By node", "by_node"), ("By severity", "by_severity"))
+    if compliance_type == "Patch":  # one item per package: the per-node states above say it better
+        sections = sections[1:]
+    for title, key in sections:
         click.echo(f"\n{title}:")
         for name, counts in summary[key].items():
             line = f"  {name:<32} {counts['COMPLIANT']:>4} compliant  {counts['NON_COMPLIANT']:>4} non-compliant"
@@ -46,9 +51,32 @@ def compliance_command(options: Options, compliance_type):
         click.echo("\nNon-compliant:")
         for i in sorted(bad, key=lambda i: (SEVERITY_ORDER.index(i.severity) if i.severity in SEVERITY_ORDER else 9,
                                             i.node, i.item_id)):
-            reasons = "; ".join(i.details.get("not_in_sync", [])[:3])
+            reasons = "; ".join(i.details.get("not_in_sync", [])[:3]) or \
+                f"{i.details.get('State', '')} {i.details.get('InstalledVersion') or '-'} -> " \
+                f"{i.details.get('Version', '')}" * bool(i.details.get("State"))
             click.echo(style.red(f"  {i.severity:<12} {i.node:<20} {i.item_id:<28} {reasons}"))
     sys.exit(EXIT_OK)
+
+
+PATCH_STATES = ("INSTALLED", "INSTALLED_OTHER", "INSTALLED_PENDING_REBOOT", "INSTALLED_REJECTED", "MISSING",
+                "FAILED", "NOT_APPLICABLE")
+
+
+def _print_patch_states(items, style) -> None:
+    """SSM's per-node patch summary: counts by state, and the worst non-compliant severity."""
+    by_node: dict[str, list] = defaultdict(list)
+    for item in items:
+        by_node[item.node].append(item)
+    click.echo("Patch states by node:")
+    for node, mine in by_node.items():
+        states = Counter(i.details.get("State", "") for i in mine)
+        bad = [i.severity for i in mine if i.status != "COMPLIANT"]
+        worst = min(bad, key=lambda s: SEVERITY_ORDER.index(s) if s in SEVERITY_ORDER else 9) if bad else ""
+        baseline = next((i.details.get("Baseline") for i in mine if i.details.get("Baseline")), "")
+        counts = ", ".join(f"{state} {states[state]}" for state in PATCH_STATES if states[state])
+        line = f"  {node:<20} {baseline:<20} {counts}" + (f"; severity {worst}" if worst else "")
+        click.echo(style.red(line) if bad else line)
+    click.echo("")
 
 
 def _summary(items) -> dict:

@@ -48,6 +48,9 @@ class Model:
         key = normalise_name(name)
         return next((p for p in self.parameters if p.key == key), None)
 
+    def patch_baseline(self, name: str) -> PatchBaseline | None:
+        return next((b for b in self.patch_baselines if b.name == name), None)
+
     def window(self, name: str) -> MaintenanceWindow | None:
         return next((w for w in self.maintenance_windows if w.name == name), None)
 

@@ -22,6 +22,7 @@ from ..transport import TransportError, for_each_node
 from . import gitinfo
 from .inventory import collect_one, request_for
 from .paramsync import ParameterContext
+from .patches import with_patches
 
 
 def windows_at(model: Model, now: datetime, ignore: bool = False) -> dict:
@@ -82,8 +83,9 @@ def build_plan(model: Model, nodes: Sequence[Node], observed: dict, store: Store
                 continue
             desired = compiler.compile(node, facts_from_inventory(snapshot.document))
             problems.extend(d.render() for d in desired.diagnostics)
-            node_plans.append(planner.plan_node(desired, snapshot.document, _last_applied(applied[node.name]), windows,
-                                                fingerprint=snapshot.fingerprint, inventory_time=snapshot.captured_at))
+            planned = planner.plan_node(desired, snapshot.document, _last_applied(applied[node.name]), windows,
+                                        fingerprint=snapshot.fingerprint, inventory_time=snapshot.captured_at)
+            node_plans.append(with_patches(model, node, planned, snapshot.document, store, now, windows))
     return Plan(FORMAT_VERSION, now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), model.root,
                 gitinfo.revision(model.root), tuple(node_plans), tuple(problems))
 

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 from ..compile import DesiredResource, Resolver, compile_node, facts_from_inventory, model_resolver
 from ..kinds.base import thaw
 from ..kinds.node import Node
+from ..kinds.patchbaseline import PatchBaseline
 from ..model import Model
 from ..plan import observe as observe_resource
 from ..plan import plan_node, step_for, step_name
@@ -31,6 +32,7 @@ from ..statuses import Details, command_outcome
 from ..store import AppliedRecord, CommandRecord, ComplianceItem, ResourceEvent, StepRecord, Store
 from ..store.sqlite import utcnow
 from ..transport import TransportError, session_for
+from . import patches
 from .inventory import collect_one, request_for
 from .planning import last_applied_of, windows_at
 
@@ -45,6 +47,9 @@ class NodeOutcome:
     converged: dict[str, bool] = field(default_factory=dict)  # address → verified after apply
     error: str = ""  # the node could not be worked on (lease, transport)
     skipped: bool = False
+    patch_results: dict[str, tuple[str, str]] = field(default_factory=dict)  # package → (state, version)
+    reboot_required: bool = False
+    rebooting: bool = False
 
 
 @dataclass
@@ -65,7 +70,8 @@ Event = Callable[[str, str, str], None]  # (kind, node, message)
 async def reconcile(model: Model, nodes: Sequence[Node], plan: Plan, store: Store, *, now: datetime,
                     resolver: Resolver | None = None, ignore_windows: bool = False,
                     on_event: Event = lambda kind, node, message: None, parameters=None,
-                    scrubber: Scrubber | None = None) -> ReconcileResult:
+                    scrubber: Scrubber | None = None, reboot_option: str | None = None,
+                    record_associations: bool = True) -> ReconcileResult:
     """Apply `plan`. `parameters` (an engine.paramsync.ParameterContext) writes the Parameter
     manifests first, so every node gets the values the plan was made with; `scrubber` masks
     the secrets handed out in this run in everything recorded or reported."""
@@ -83,18 +89,42 @@ async def reconcile(model: Model, nodes: Sequence[Node], plan: Plan, store: Stor
                                                    on_event)
     node_plans = [p for p in plan.nodes if p.node != PARAMETER_STORE]
     touched = [p for p in node_plans if p.reachable and p.changes]
-    for association in model.associations:
+    for association in [*model.associations, *(_Baseline(b) for b in model.patch_baselines)]:
         work = [(by_name[p.node], [r for r in p.changes if r.association == association.name])
                 for p in touched]
         work = [(node, resources) for node, resources in work if resources]
         if work:
             run = _Run(store, owner, resolver, on_event, f"{run_id}/{association.name}", scrubber,
-                       plan.git_revision)
+                       plan.git_revision, reboot_option)
             await _apply_association(model, association, work, run, outcomes)
     final.update(await _verify(model, [by_name[p.node] for p in node_plans if p.reachable], store, now, resolver,
                                ignore_windows, outcomes, on_event))
-    _record(model, plan, final, outcomes, store, run_id, resolver, ignore_windows, scrubber)
+    _record(model, plan, final, outcomes, store, run_id, resolver, ignore_windows, scrubber, now,
+            record_associations)
     return ReconcileResult(run_id, plan, outcomes, final)
+
+
+@dataclass(frozen=True)
+class _Baseline:
+    """A patch baseline as the unit reconcile applies with rate controls (as an association)."""
+
+    baseline: PatchBaseline
+
+    @property
+    def name(self) -> str:
+        return patches.association_of(self.baseline)
+
+    @property
+    def targets(self) -> tuple:
+        return tuple(f"PatchGroup={g}" for g in self.baseline.patch_groups) or ("default baseline",)
+
+    @property
+    def max_concurrency(self) -> str:
+        return self.baseline.max_concurrency
+
+    @property
+    def max_errors(self) -> str:
+        return self.baseline.max_errors
 
 
 def _scrubbed_events(on_event: Event, scrubber: Scrubber) -> Event:
@@ -130,6 +160,7 @@ class _Run:
     command_id: str
     scrubber: Scrubber = field(default_factory=Scrubber)
     revision: str = ""
+    reboot_option: str | None = None  # overrides the baselines' rebootOption (plumb patch install)
 
 
 async def _apply_association(model, association, work, run: _Run, outcomes):
@@ -187,6 +218,9 @@ async def _apply_node(model, node, resources: list[ResourcePlan], run: _Run, out
             await _run_handlers(session, resources, changed, outcome, on_event, node, record)
             for wanted in documents:
                 await _run_association_document(model, session, wanted, run, node, outcome, record)
+            installing = [r for r in resources if r.type == "patches"]
+            if installing:
+                await _run_patches(model, session, installing, run, node, outcome, record)
             details = Details.FAILED if outcome.failed else Details.SUCCESS
         finally:
             await session.close()
@@ -224,6 +258,44 @@ def _step_recorder(run: _Run, node):
             event.get("changed"), clean.value(event.get("details") or {}), event.get("startedAt", ""),
             event.get("finishedAt", "")))
     return record
+
+
+async def _run_patches(model, session, resources: list[ResourcePlan], run: _Run, node, outcome, record):
+    """Install approved patches with the baseline's rejected list; each patch's own result."""
+    baseline = model.patch_baseline(resources[0].association[len(patches.PREFIX):])
+    step = patches.install_step(baseline, resources, run.reboot_option)
+    by_name = {r.id: r for r in resources}
+    reported: list[dict] = []
+
+    def on_agent(event: dict) -> None:
+        if event.get("event") == "step_finished":
+            record(event)
+            details = event.get("details") or {}
+            reported.extend(details.get("patches") or ())
+            outcome.reboot_required = bool(details.get("rebootRequired"))
+            outcome.rebooting = bool(details.get("rebooting"))
+            if not details.get("patches") and event.get("status") != "Success":
+                why = details.get("error") or event.get("stderr") or event.get("status")
+                for r in resources:
+                    outcome.failed[r.address] = run.scrubber.text(str(why).strip()[:500])
+
+    await session.execute({"document": {"schemaVersion": "2.2", "mainSteps": [step]}, "parameters": {}},
+                          on_event=on_agent)
+    for result in reported:
+        resource = by_name.get(result.get("name"))
+        if resource is None:
+            continue
+        state, version = result.get("state", "FAILED"), result.get("version", "")
+        pending = state == "INSTALLED" and outcome.reboot_required and not outcome.rebooting
+        outcome.patch_results[resource.id] = ("INSTALLED_PENDING_REBOOT" if pending else state, version)
+        if state == "INSTALLED":
+            outcome.applied.append(resource.address)
+            run.on_event("applied", node.name, f"~ {resource.address} {version}")
+        else:
+            outcome.failed[resource.address] = run.scrubber.text(f"{version}: {result.get('message') or state}")
+            run.on_event("failed", node.name, f"{resource.address}: {outcome.failed[resource.address]}")
+    if outcome.rebooting:
+        run.on_event("reboot", node.name, "rebooting: a reboot is required after installing patches")
 
 
 async def _run_association_document(model, session, wanted: DesiredResource, run: _Run, node, outcome, record):
@@ -355,10 +427,14 @@ async def _verify(model, nodes, store, now, resolver, ignore_windows, outcomes, 
         desired = compile_node(model, node, facts_from_inventory(document), resolver)
         replanned = plan_node(desired, document, last_applied_of(store, node.name), windows,
                               fingerprint=snapshot.fingerprint, inventory_time=snapshot.captured_at)
+        replanned = patches.with_patches(model, node, replanned, document, store, now, windows)
         final[node.name] = replanned
         state = {r.address: r for r in replanned.resources}
         for address in outcomes[node.name].applied:
             if address.startswith("documents:"):  # its run's status is its result: nothing to observe
+                outcomes[node.name].converged[address] = True
+                continue
+            if address.startswith("patches:") and address not in state:  # installed: compliant, nothing to do
                 outcomes[node.name].converged[address] = True
                 continue
             ok = state.get(address) is not None and state[address].classification is Classification.IN_SYNC
@@ -368,7 +444,8 @@ async def _verify(model, nodes, store, now, resolver, ignore_windows, outcomes, 
     return final
 
 
-def _record(model, plan, final, outcomes, store, run_id, resolver, ignore_windows, scrubber: Scrubber) -> None:
+def _record(model, plan, final, outcomes, store, run_id, resolver, ignore_windows, scrubber: Scrubber, now,
+            record_associations: bool = True) -> None:
     """Last-applied state, history events and Association compliance, per node."""
     at = utcnow()
     revision = plan.git_revision
@@ -407,7 +484,21 @@ def _record(model, plan, final, outcomes, store, run_id, resolver, ignore_window
                 events.append(ResourceEvent(node_plan.node, resource.address, kind, at, revision,
                                             resource.association, source, detail))
         store.record_applied(records, events)
-        store.put_compliance(node_plan.node, "Association", _compliance(model, current, outcome, run_id, at))
+        if record_associations:
+            store.put_compliance(node_plan.node, "Association", _compliance(model, current, outcome, run_id, at))
+        if node is not None and model.patch_baselines:
+            _record_patches(model, node, outcome, inventory, store, run_id, at, now)
+
+
+def _record_patches(model, node, outcome: NodeOutcome, inventory, store, run_id, at, now) -> None:
+    """Patch compliance after this run: every patch's state, with what this Install reported
+    (FAILED, INSTALLED_PENDING_REBOOT) carried into the next scans."""
+    previous = patches.previous_states(store, node.name)
+    previous.update(outcome.patch_results)
+    report = patches.report_for(model, node, inventory, store, now, previous)
+    if report is not None and not report.unknown:
+        store.put_compliance(node.name, patches.COMPLIANCE_TYPE, patches.compliance_items(node.name, report, run_id,
+                                                                                         at))
 
 
 def _compliance(model, node_plan: NodePlan, outcome: NodeOutcome, run_id: str, at: str) -> list[ComplianceItem]:

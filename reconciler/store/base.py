@@ -204,6 +204,10 @@ class Store(abc.ABC):
     def first_seen(self, node: str, kind: str, key: str) -> str | None:
         """When plumb first observed e.g. ("update", "openssl=3.0.13-1") on a node."""
 
+    @abc.abstractmethod
+    def first_seen_anywhere(self, kind: str, keys: Iterable[str]) -> dict[str, str]:
+        """key → when plumb first observed it on any node (keys never seen are left out)."""
+
     # --- Run Command -------------------------------------------------------------------
     @abc.abstractmethod
     def create_command(self, command: CommandRecord, nodes: Iterable[str]) -> None:

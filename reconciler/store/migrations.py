@@ -171,4 +171,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (5, "the Parameter Store versions each resource was last applied with", """
         ALTER TABLE last_applied ADD COLUMN parameter_refs TEXT NOT NULL DEFAULT '[]'
     """),
+    (6, "when a package version was first seen anywhere in the fleet (patch approval dates)", """
+        CREATE INDEX first_seen_kind_key ON first_seen(kind, key, seen)
+    """),
 ]

@@ -373,6 +373,14 @@ class SQLiteStore(_ReconcileRecords, _ParameterStore, Store):
             "(SELECT MAX(id) FROM inventory_snapshots GROUP BY node) ORDER BY node")
         return [(r[0], r[1]) for r in rows]
 
+    def first_seen_anywhere(self, kind: str, keys) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(keys))):
+            rows = self._db.execute(f"SELECT key, MIN(seen) FROM first_seen WHERE kind = ? AND key IN ({_marks(chunk)}) "
+                                    "GROUP BY key", [kind, *chunk])
+            found.update(dict(rows))
+        return found
+
     def first_seen(self, node: str, kind: str, key: str) -> str | None:
         row = self._db.execute("SELECT seen FROM first_seen WHERE node=? AND kind=? AND key=?",
                                (node, kind, key)).fetchone()
@@ -488,3 +496,6 @@ def _first_seen_keys(document: dict):
     for entry in types.get("plumb:AvailableUpdate", {}).get("Content", ()) or ():
         if entry.get("Name") and entry.get("CandidateVersion"):
             yield "update", f"{entry['Name']}={entry['CandidateVersion']}"
+        for version in entry.get("Versions") or ():  # every newer version (a security one may not be the candidate)
+            if entry.get("Name") and version.get("Version") and version["Version"] != entry.get("CandidateVersion"):
+                yield "update", f"{entry['Name']}={version['Version']}"
