@@ -101,7 +101,8 @@ def _print_scan(results) -> None:
         counts = ", ".join(f"{k[:-5]} {v}" for k, v in r.items() if k.endswith("Count") and v)
         click.echo(f"  {counts or 'nothing to report'}")
         for p in bad:
-            click.echo(f"  {p['state']:<24} {p['name']} {p['installed_version'] or '-'} -> {p['version']}  "
+            arrow = f" -> {p['version']}" if p["version"] != p["installed_version"] else ""
+            click.echo(f"  {p['state']:<24} {p['name']} {p['installed_version'] or '-'}{arrow}  "
                        f"[{p['severity']}] {p['rule']}")
 
 

@@ -115,7 +115,7 @@ def patch_resources(baseline: PatchBaseline, report: patching.PatchReport, windo
         if patch.state in ("MISSING", "FAILED"):
             again = " (the last install FAILED; trying again)" if patch.state == "FAILED" else ""
             reason = (f"{patch.state}: {patch.installed_version or 'not installed'} installed, {patch.version} "
-                      f"approved by {patch.approval.rule}{again}; {patch.approval.reason}")
+                      f"approved{again}: {patch.approval.reason or patch.approval.rule}")
             change = FieldChange("version", patch.installed_version or None, patch.version)
             if window is not None and not window.open:
                 until = window.next_open.strftime("%Y-%m-%dT%H:%M:%SZ") if window.next_open else ""
