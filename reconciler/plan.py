@@ -75,12 +75,13 @@ class InventoryView:
     view per node, so a type of hundreds of entries is indexed once, not once per resource.
     """
 
-    __slots__ = ("document", "_types", "_indexes")
+    __slots__ = ("document", "_types", "_indexes", "_shared")
 
-    def __init__(self, document: Mapping | None):
+    def __init__(self, document: Mapping | None, shared: dict | None = None):
         self.document = document
         self._types: dict = {}
         self._indexes: dict = {}
+        self._shared = shared  # (id(entries), key) → (entries, index): indexes of contents nodes share
 
     def type(self, name: str):
         """(entries, reason) as `_type`."""
@@ -93,7 +94,17 @@ class InventoryView:
         """The entries of a type that was observed (`type()` gave entries) by their `key`."""
         found = self._indexes.get((name, key))
         if found is None:
-            found = self._indexes[name, key] = _index(self.type(name)[0], key)
+            entries = self.type(name)[0]
+            if self._shared is None:
+                found = _index(entries, key)
+            else:  # the store hands nodes with the same content one list: index it once
+                kept = self._shared.get((id(entries), key))
+                if kept is None or kept[0] is not entries:
+                    if len(self._shared) >= 4096:  # bounded: most contents are not shared by many nodes
+                        self._shared.clear()
+                    kept = self._shared[id(entries), key] = (entries, _index(entries, key))
+                found = kept[1]
+            self._indexes[name, key] = found
         return found
 
 
@@ -426,10 +437,11 @@ class Planner:
     def __init__(self, shared: Callable[[DesiredResource], bool] = lambda resource: False):
         self.shared = shared
         self._made: dict[tuple, ResourcePlan] = {}  # (id(resource), observation) → its in-sync/unknown plan
+        self._indexes: dict = {}  # shared by the nodes' InventoryViews (see InventoryView)
 
     def plan_node(self, desired: DesiredNode, inventory: Mapping | None, last_applied: Mapping[str, LastApplied],
                   windows: Mapping[str, WindowState], *, fingerprint: str = "", inventory_time: str = "") -> NodePlan:
-        view = InventoryView(inventory)
+        view = InventoryView(inventory, self._indexes)
         resources = tuple([self._resource(r, view, last_applied, windows) for r in desired.resources])
         document = corrective_document(desired, resources)
         return NodePlan(desired.node, True, "", fingerprint, inventory_time, resources, document)

@@ -174,4 +174,10 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (6, "when a package version was first seen anywhere in the fleet (patch approval dates)", """
         CREATE INDEX first_seen_kind_key ON first_seen(kind, key, seen)
     """),
+    (7, "inventory contents stored once per distinct content (fleets share package lists)", """
+        CREATE TABLE inventory_contents (
+            hash     TEXT PRIMARY KEY,
+            content  TEXT NOT NULL
+        )
+    """),
 ]

@@ -342,9 +342,11 @@ class SQLiteStore(_ReconcileRecords, _ParameterStore, Store):
         with self._tx():
             self._db.execute("INSERT INTO nodes VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET last_seen=excluded.last_seen",
                              (node, now, now))
+            skeleton, contents = _split_contents(document)
+            self._db.executemany("INSERT OR IGNORE INTO inventory_contents VALUES (?, ?)", contents)
             cursor = self._db.execute(
                 "INSERT INTO inventory_snapshots (node, captured_at, stored_at, fingerprint, document) "
-                "VALUES (?, ?, ?, ?, ?)", (node, captured, now, fingerprint, json.dumps(document, sort_keys=True)))
+                "VALUES (?, ?, ?, ?, ?)", (node, captured, now, fingerprint, json.dumps(skeleton, sort_keys=True)))
             self._db.executemany("INSERT OR IGNORE INTO first_seen VALUES (?, ?, ?, ?)",
                                  [(node, kind, key, captured) for kind, key in _first_seen_keys(document)])
         return InventorySnapshot(node, captured, now, fingerprint, document, cursor.lastrowid)
@@ -355,7 +357,7 @@ class SQLiteStore(_ReconcileRecords, _ParameterStore, Store):
             "WHERE node = ? ORDER BY id DESC LIMIT 1", (node,)).fetchone()
         if row is None:
             return None
-        return InventorySnapshot(node, row[1], row[2], row[3], json.loads(row[4]), row[0])
+        return InventorySnapshot(node, row[1], row[2], row[3], self._joined([json.loads(row[4])])[0], row[0])
 
     def latest_inventories(self, nodes) -> dict[str, InventorySnapshot]:
         found = {}
@@ -363,9 +365,28 @@ class SQLiteStore(_ReconcileRecords, _ParameterStore, Store):
             rows = self._db.execute(
                 "SELECT node, id, captured_at, stored_at, fingerprint, document FROM inventory_snapshots WHERE id IN "
                 f"(SELECT MAX(id) FROM inventory_snapshots WHERE node IN ({_marks(chunk)}) GROUP BY node)", chunk)
-            for r in rows:
-                found[r[0]] = InventorySnapshot(r[0], r[2], r[3], r[4], json.loads(r[5]), r[1])
+            rows = list(rows)
+            documents = self._joined([json.loads(r[5]) for r in rows])
+            for r, document in zip(rows, documents):
+                found[r[0]] = InventorySnapshot(r[0], r[2], r[3], r[4], document, r[1])
         return found
+
+    def _joined(self, skeletons: list[dict]) -> list[dict]:
+        """Stored inventory documents made whole again: each type's content, stored once per distinct
+        content (see _split_contents), read and parsed once per call and shared by the documents
+        that have it — so callers must treat inventory documents as read-only."""
+        refs = {report["ContentRef"] for doc in skeletons for report in (doc.get("Types") or {}).values()
+                if isinstance(report, dict) and "ContentRef" in report}
+        parsed: dict[str, object] = {}
+        for chunk in _chunks(sorted(refs)):
+            for ref, text in self._db.execute(f"SELECT hash, content FROM inventory_contents WHERE hash IN "
+                                              f"({_marks(chunk)})", chunk):
+                parsed[ref] = json.loads(text)
+        for doc in skeletons:
+            for report in (doc.get("Types") or {}).values():
+                if isinstance(report, dict) and "ContentRef" in report:
+                    report["Content"] = parsed[report.pop("ContentRef")]
+        return skeletons
 
     def inventory_nodes(self) -> list[tuple[str, str]]:
         rows = self._db.execute(
@@ -485,6 +506,25 @@ def inventory_fingerprint(document: dict) -> str:
     types = document.get("Types", {})
     parts = [f"{name}={types[name].get('Status')}:{types[name].get('ContentHash', '')}" for name in sorted(types)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _split_contents(document: dict) -> tuple[dict, list[tuple[str, str]]]:
+    """(the document with each type's Content replaced by a reference, [(hash, content JSON)]).
+
+    The hash is computed here, over plumb's own canonical JSON — never the agent's ContentHash,
+    which a node could forge to make its content stand in for another node's."""
+    skeleton = dict(document)
+    types, contents = {}, []
+    for name, report in (document.get("Types") or {}).items():
+        if isinstance(report, dict) and "Content" in report:
+            text = json.dumps(report["Content"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            contents.append((digest, text))
+            report = {k: v for k, v in report.items() if k != "Content"} | {"ContentRef": digest}
+        types[name] = report
+    if "Types" in document:
+        skeleton["Types"] = types
+    return skeleton, contents
 
 
 def _first_seen_keys(document: dict):

@@ -161,3 +161,30 @@ def test_a_command_left_in_progress_by_a_dead_controller_is_marked_cancelled(tmp
         assert [(i.node, i.status) for i in dead.invocations] == [("n1", "Success"), ("n2", "Cancelled")]
         assert "controller stopped" in dead.invocations[1].message
         assert store.get_command("c-live").status == "InProgress", "its controller (this test) is alive"
+
+
+def test_inventory_contents_are_stored_once_and_read_back_whole(store, tmp_path):
+    import copy
+
+    first, second = _doc(), _doc()
+    second["Node"] = {"ComputerName": "web-2"}
+    store.save_inventory("web-1", copy.deepcopy(first))
+    store.save_inventory("web-2", copy.deepcopy(second))
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM inventory_contents").fetchone()[0] == 2  # shared by both nodes
+        assert "nginx" not in db.execute("SELECT document FROM inventory_snapshots LIMIT 1").fetchone()[0]
+    assert store.latest_inventory("web-1").document == first
+    both = store.latest_inventories(["web-1", "web-2"])
+    assert both["web-2"].document == second
+    assert both["web-1"].document["Types"]["AWS:Application"]["Content"] == first["Types"]["AWS:Application"]["Content"]
+
+
+def test_a_forged_content_hash_cannot_stand_in_for_another_nodes_content(store):
+    forged = _doc(version="6.6.6")
+    forged["Types"]["AWS:Application"]["ContentHash"] = "h-1.0"  # claims web-1's hash, other content
+    store.save_inventory("evil", forged)
+    store.save_inventory("web-1", _doc())
+    assert store.latest_inventory("web-1").document["Types"]["AWS:Application"]["Content"] == \
+        [{"Name": "nginx", "Version": "1.0"}]
+    assert store.latest_inventory("evil").document["Types"]["AWS:Application"]["Content"] == \
+        [{"Name": "nginx", "Version": "6.6.6"}]
