@@ -29,7 +29,8 @@ UNKNOWN = object()  # "could not observe"
 
 @dataclass(frozen=True)
 class LastApplied:
-    """What plumb applied to a resource, and what the node looked like right after."""
+    """What plumb applied to a resource, and what the node looked like right after.
+    (The store's AppliedRecord has the same fields and is accepted wherever this is.)"""
 
     desired_hash: str
     observed_hash: str

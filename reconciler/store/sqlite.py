@@ -42,7 +42,8 @@ _APPLIED_COLUMNS = ("node, address, desired_hash, observed_hash, applied_at, git
 
 def _applied(row) -> AppliedRecord:
     """An AppliedRecord from the _APPLIED_COLUMNS of a row."""
-    return AppliedRecord(*row[:8], references=tuple(json.loads(row[8])))
+    refs = row[8]
+    return AppliedRecord(*row[:8], references=() if refs == "[]" else tuple(json.loads(refs)))  # most have none
 
 
 class _ReconcileRecords:
