@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     collect.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="deadline for the whole collection (default 300)"
     )
+    collect.add_argument(
+        "--refresh-package-lists", action="store_true",
+        help="run apt-get update / dnf makecache before reporting plumb:AvailableUpdate (changes apt's lists)",
+    )
     commands.add_parser("execute", help="run a document read from stdin (agent.executor)")
     commands.add_parser("version", help="print the agent version")
     return parser
@@ -79,6 +83,7 @@ def _collect(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         sysctl_keys=tuple(args.sysctl),
         content=args.content or args.content_max_bytes is not None,
         packages=tuple(args.packages) if args.packages is not None else None,
+        refresh_package_lists=args.refresh_package_lists,
         **{key: value for key, value in given.items() if value is not None},
     )
     try:

@@ -38,7 +38,7 @@ UNAVAILABLE = "unavailable"      # this agent was built without the op's module
 INTERNAL = "internal"            # a bug in the agent: the message says where
 
 _COLLECT_ARGS = ("types", "files", "sysctl", "packages", "content", "contentPaths", "contentMaxBytes",
-                 "customDir", "aptCacheDir", "timeout")
+                 "customDir", "aptCacheDir", "timeout", "refreshPackageLists")
 
 
 class RequestError(Exception):
@@ -188,6 +188,7 @@ def collect(args: Mapping[str, Any]) -> Dict[str, Any]:
         content=bool(args.get("content")) or max_bytes is not None or content_paths is not None,
         content_paths=tuple(content_paths) if content_paths is not None else None,
         packages=tuple(packages) if packages is not None else None,
+        refresh_package_lists=bool(args.get("refreshPackageLists")),
         **{key: value for key, value in given.items() if value is not None},
     )
     try:

@@ -52,12 +52,13 @@ target_options = [
 ]
 
 
-def observe_with_progress(options: Options, model, nodes, store, *, offline: bool = False) -> dict:
+def observe_with_progress(options: Options, model, nodes, store, *, offline: bool = False,
+                          refresh_package_lists: bool = False) -> dict:
     """engine.planning.observe, with a progress line per node on a terminal (quiet with --output json)."""
     progress = Progress(len(nodes), "nodes observed", enabled=options.output == "text" and not offline)
     for _ in nodes:
         progress.started()
-    observed = asyncio.run(observe(model, nodes, store, offline=offline))
+    observed = asyncio.run(observe(model, nodes, store, offline=offline, refresh_package_lists=refresh_package_lists))
     for name, (snapshot, error) in observed.items():
         progress.finished(f"observed {name}" if snapshot else f"unreachable {name}: {error}",
                           "ok" if snapshot else "unreachable")

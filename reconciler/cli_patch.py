@@ -35,20 +35,23 @@ def patch_group():
 @patch_group.command("scan")
 @with_targets
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 all compliant, 2 a node misses patches, 1 error.")
+@click.option("--refresh", is_flag=True,
+              help="Refresh each node's package lists first (apt-get update / dnf makecache), as SSM's Scan does.")
 @shared_options
-def patch_scan(options: Options, targets, names, detailed_exitcode):
+def patch_scan(options: Options, targets, names, detailed_exitcode, refresh):
     """Scan: compare each node with its patch baseline and record Patch compliance. Never changes a node.
 
-    The updates a node can install come from its package manager's local data (plumb
-    never refreshes apt lists during a scan); run `apt-get update` on a schedule, or let
-    your mirrors do it, to see new versions.
+    The updates a node can install come from its package manager's local data; --refresh
+    runs `apt-get update` (dnf: `makecache`) on each node first, which changes nothing but
+    the package lists. Without it, new versions appear when the nodes' lists are refreshed
+    by other means (cron, unattended-upgrades, your mirror tooling).
     """
     model = _model(options)
     nodes = _nodes(model, targets, names)
     now, at, run_id = now_utc(), utcnow(), f"scan-{utcnow()}"
     results, failed = [], False
     with open_store(options.state) as store:
-        observed = observe_with_progress(options, model, nodes, store)
+        observed = observe_with_progress(options, model, nodes, store, refresh_package_lists=refresh)
         for node in nodes:
             snapshot, error = observed[node.name]
             if snapshot is None:

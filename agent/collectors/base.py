@@ -40,6 +40,9 @@ class Options(NamedTuple):
     # With content on, only these paths report their text (None: every requested path).
     # The controller names the files whose content it may see: never those holding secrets.
     content_paths: Optional[Tuple[str, ...]] = None
+    # plumb:AvailableUpdate first refreshes the package lists (`apt-get update`, `dnf makecache`):
+    # the one collection that changes something on the node, and only when asked (patch scan --refresh).
+    refresh_package_lists: bool = False
 
 
 def command_env() -> Dict[str, str]:

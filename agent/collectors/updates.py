@@ -22,12 +22,27 @@ CHUNK = 2000
 RELEASE_HEAD = 16384
 
 
+REFRESH_TIMEOUT = 600.0  # seconds: package lists come over the network
+
+
 def collect(options: Options) -> List[dict]:
     if which("apt-cache") and which("dpkg-query"):
+        if options.refresh_package_lists:
+            refresh(["apt-get", "update", "-q"])
         return collect_apt(options)
     if which("dnf") and which("rpm"):
+        if options.refresh_package_lists:
+            refresh(["dnf", "-q", "makecache"])
         return collect_dnf(options)
     raise CollectorError("no supported package manager found (apt or dnf)")
+
+
+def refresh(argv: List[str]) -> None:
+    """Refresh the package lists, or fail the type with the package manager's own message."""
+    try:
+        run(argv, REFRESH_TIMEOUT)
+    except CollectorError as error:
+        raise CollectorError(f"could not refresh the package lists ({' '.join(argv)}): {error}") from None
 
 
 def collect_apt(options: Options) -> List[dict]:

@@ -24,9 +24,12 @@ class CollectRequest:
     files: tuple[str, ...] = ()
     sysctl: tuple[str, ...] = ()
     content_paths: tuple[str, ...] = ()  # managed text files whose content plan may diff
+    refresh_package_lists: bool = False  # apt-get update / dnf makecache first (plumb patch scan --refresh)
 
     def as_args(self) -> dict:
         args: dict = {}
+        if self.refresh_package_lists:
+            args["refreshPackageLists"] = True
         if self.content_paths:
             args["contentPaths"] = list(self.content_paths)
         if self.types:

@@ -31,7 +31,8 @@ def windows_at(model: Model, now: datetime, ignore: bool = False) -> dict:
     return {w.name: window_state.state(w, now) for w in model.maintenance_windows}
 
 
-async def observe(model: Model, nodes: Sequence[Node], store: Store, *, offline: bool, limit: int = 64) -> dict:
+async def observe(model: Model, nodes: Sequence[Node], store: Store, *, offline: bool, limit: int = 64,
+                  refresh_package_lists: bool = False) -> dict:
     """node name → (inventory document | None, error). Fresh inventory is stored as a snapshot."""
     if offline:
         snapshots = store.latest_inventories(node.name for node in nodes)
@@ -42,7 +43,10 @@ async def observe(model: Model, nodes: Sequence[Node], store: Store, *, offline:
         return found
 
     async def one(node: Node):
-        document = await collect_one(node, request_for(model, node))
+        request = request_for(model, node)
+        if refresh_package_lists:
+            request = replace(request, refresh_package_lists=True)
+        document = await collect_one(node, request)
         return store.save_inventory(node.name, document)
 
     results = await for_each_node(nodes, one, limit=limit)

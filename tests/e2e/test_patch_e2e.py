@@ -157,3 +157,17 @@ def test_windows_and_reboot_options(world):
     rebooted = world.plumb("patch", "install", "--node", "local", "--output", "json")
     row = json.loads(rebooted.stdout)["nodes"][0]
     assert row["rebooting"] and (world.tmp / "rebooted").exists(), rebooted.stdout + rebooted.stderr
+
+
+def test_scan_reads_local_lists_and_refresh_updates_them_first(world):
+    import shutil
+
+    world.write(_baseline())
+    shutil.rmtree(world.repo.lists_dir)  # as on a node whose lists were never updated
+    Path(world.repo.lists_dir).mkdir()
+    (Path(world.repo.lists_dir) / "partial").mkdir()
+    stale = json.loads(world.plumb("patch", "scan", "--node", "local", "--output", "json").stdout)
+    assert stale["nodes"][0]["MissingCount"] == 0, stale
+    fresh = world.plumb("patch", "scan", "--node", "local", "--refresh", "--output", "json")
+    node = json.loads(fresh.stdout)["nodes"][0]
+    assert node["MissingCount"] == 2, fresh.stdout + fresh.stderr
