@@ -192,6 +192,9 @@ def _observe_service(resource, inventory):
     entry = inventory.index("AWS:Service", "Name").get(name)
     if entry is None:
         return Observation(None)
+    if entry.get("Status") == "unknown":  # e.g. an init script without a status action: never guessed
+        return Observation(UNKNOWN, f"the status of {name} is unknown on this node "
+                                    f"({entry.get('Manager') or 'service manager'} gave no answer)")
     return Observation({"running": entry.get("Status") == "running",
                         "enabled": entry.get("StartType") in ("enabled", "enabled-runtime", "alias")})
 

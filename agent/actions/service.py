@@ -1,17 +1,21 @@
-"""plumb:service: a systemd unit running/stopped/restarted/reloaded and enabled or disabled.
+"""plumb:service: a service running/stopped/restarted/reloaded and enabled or disabled.
 
-Owns the built-in service action. It needs systemd as the init system: when
-`systemctl is-system-running` says "offline" (containers, chroots) or systemctl is
-missing, the step fails with a message saying so instead of guessing. Observation is one
-`systemctl show` call parsed by a pure function; `plan()` is pure too.
+Owns the built-in service action. With systemd as the init system it drives the unit
+through systemctl: observation is one `systemctl show` call parsed by a pure function;
+`plan()` is pure too. When `systemctl is-system-running` says "offline" (containers,
+chroots) or systemctl is missing, the service is managed through its SysV init script
+/etc/init.d/<name> (`agent.actions.sysv`); without one either, the step fails with a
+message naming both instead of guessing.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from agent.actions import sysv
 from agent.actions.base import (ActionFailed, Context, InputError, StepResult, bool_input,
                                 checked, require, result, run_argv, string_input)
 
@@ -88,17 +92,17 @@ def _plan_enabled(enabled: bool, file_state: str) -> Tuple[Optional[str], str]:
     return None, "already disabled (%s)" % (file_state or "unknown")
 
 
-def ensure_systemd() -> None:
+def systemd_missing() -> Optional[str]:
+    """Why systemd cannot manage services here, or None when it runs."""
     try:
         done = run_argv(["systemctl", "is-system-running"])
     except ActionFailed:
-        raise ActionFailed("systemd is not available on this node (systemctl not found); "
-                           "plumb:service manages services through systemd only")
+        return "systemd is not available on this node (systemctl not found)"
     state = done.stdout.strip()
     if state in ("", "offline", "unknown"):
-        raise ActionFailed("systemd is not running on this node (systemctl is-system-running: "
-                           "%s); plumb:service manages services through systemd only"
-                           % (state or done.stderr.strip() or "no answer"))
+        return ("systemd is not running on this node (systemctl is-system-running: %s)"
+                % (state or done.stderr.strip() or "no answer"))
+    return None
 
 
 def observe(name: str) -> Dict[str, str]:
@@ -110,7 +114,15 @@ def observe(name: str) -> Dict[str, str]:
 
 
 def run(spec: Spec, ctx: Context) -> StepResult:
-    ensure_systemd()
+    missing = systemd_missing()
+    if missing is not None:
+        script = sysv.find_script(spec.name)
+        if script is None:
+            raise ActionFailed(
+                "%s and there is no SysV init script %s; plumb:service manages services "
+                "through systemd or /etc/init.d scripts"
+                % (missing, os.path.join(sysv.lsb.INIT_D, sysv.script_name(spec.name))))
+        return sysv.run(spec, ctx, script)
     state = observe(spec.name)
     verbs, reasons = plan(spec, state)
     argvs = [["systemctl", verb, spec.name] for verb in verbs]

@@ -1,8 +1,10 @@
 """AWS:Service: systemd services, from `systemctl list-unit-files` (how each one starts)
 and `systemctl list-units` (whether it runs).
 
-Nodes where systemd is not PID 1 (most containers) have no service manager to ask: the
-type is then `unknown`, never an empty list that would read as "no services".
+Nodes where systemd is not PID 1 (most containers) are asked through their SysV init
+scripts instead when they have /etc/init.d (`agent.collectors.sysv`); with neither, the
+type is `unknown`, never an empty list that would read as "no services". Every entry says
+which manager answered: `"Manager": "systemd"` or `"sysv"`.
 Template units (`getty@.service`) are not services until instantiated, and aliases
 (`dbus-org.freedesktop.login1.service`) are other names of a service: both are left out
 unless loaded. An instance (`getty@tty1`) takes its start type from its template.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 from typing import Dict, List
 
+from . import sysv
 from .base import CollectorError, Options, in_background, run, which
 
 TYPE_NAME = "AWS:Service"
@@ -39,12 +42,14 @@ STATUS = {
 
 def collect(options: Options) -> List[dict]:
     if not os.path.isdir(SYSTEMD_RUNTIME_DIR):
-        raise CollectorError(NOT_RUNNING)
+        if os.path.isdir(sysv.INIT_D):
+            return sysv.collect(options)
+        raise CollectorError("%s and it has no %s" % (NOT_RUNNING, sysv.INIT_D))
     if not which("systemctl"):
         raise CollectorError("systemctl not found")
     files = in_background(lambda: run(UNIT_FILES, options.command_timeout)[1])
     units = run(UNITS, options.command_timeout)[1]
-    return parse(files(), units)
+    return [dict(entry, Manager="systemd") for entry in parse(files(), units)]
 
 
 def parse(unit_files: str, units: str) -> List[dict]:

@@ -68,6 +68,7 @@ def test_unit_without_a_unit_file_has_an_empty_start_type(services):
 
 def test_no_systemd_makes_the_type_unknown_not_empty(monkeypatch):
     monkeypatch.setattr(service, "SYSTEMD_RUNTIME_DIR", "/nonexistent/systemd/system")
+    monkeypatch.setattr(service.sysv, "INIT_D", "/nonexistent/init.d")  # no SysV scripts either
     with pytest.raises(CollectorError, match="systemd is not running on this node"):
         service.collect(Options())
 
