@@ -8,8 +8,10 @@ only with --debug. Every command takes the shared options (-m/--manifests, --sta
 from __future__ import annotations
 
 import functools
+import getpass
 import json
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,15 @@ class Options:
     output: str
     debug: bool
     key_dir: str = ""
+
+
+def who() -> str:
+    """Who is running this command, for the records it writes: `cli user@host`."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli {user}@{socket.gethostname()}"
 
 
 def shared_options(func):
@@ -176,4 +187,4 @@ def _echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-from . import cli_ops, cli_params, cli_patch, cli_plan, cli_reports  # noqa: E402,F401  (register their commands on `main`)
+from . import cli_nodes, cli_ops, cli_params, cli_patch, cli_plan, cli_reports  # noqa: E402,F401  (register their commands on `main`)

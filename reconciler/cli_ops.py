@@ -18,7 +18,7 @@ from .engine.paramsync import ParameterContext
 from .engine import inventory as inventory_engine
 from .engine import runcommand
 from .engine.planning import observe
-from .loader import load
+from .loader import load, registered_nodes, with_registered
 from .progress import Progress
 from .statuses import Details
 from .store import open_store
@@ -27,11 +27,20 @@ from .termstyle import Style
 
 
 def _model(options: Options):
+    """The manifests' model, with the nodes registered in the state store (`plumb node register`)."""
     result = load(options.manifests)
     if not result.ok:
         _print_diagnostics(result.diagnostics)
         raise click.ClickException(f"{len(result.errors)} error(s) in {options.manifests}; nothing was done")
-    return result.model
+    with open_store(options.state) as store:
+        registered = store.registered_nodes()
+    if not registered:
+        return result.model
+    nodes, problems = registered_nodes((name, text) for name, text, _, _ in registered)
+    model, clashes = with_registered(result.model, nodes)
+    if problems or clashes:
+        _print_diagnostics(problems + clashes)
+    return model
 
 
 def _nodes(model, targets, names):

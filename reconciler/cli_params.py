@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import getpass
 import json
-import socket
 import sys
 
 import click
 
-from .cli import EXIT_ERROR, EXIT_OK, Options, _echo_json, main, shared_options
+from .cli import who, EXIT_ERROR, EXIT_OK, Options, _echo_json, main, shared_options
 from .parameters import TIERS, TYPES, ParameterError, ParameterService, PutRequest, redacted, split_selector
 from .secrets import PRIVATE_FILE, PUBLIC_FILE, SecretError, is_sealed, key_dir, keygen, load_public, seal
 from .store import open_store
@@ -49,14 +47,6 @@ def reports_errors(func):
 def _service(options: Options):
     with open_store(options.state) as store:
         yield ParameterService(store, options.key_dir)
-
-
-def _who() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"cli {user}@{socket.gethostname()}"
 
 
 def _read_input(prompt: str, hide: bool, keep_newline: bool = False) -> str:
@@ -171,7 +161,7 @@ def param_put(options: Options, name, value, type_, overwrite, description, tier
         request = PutRequest(name, type_, value=None if sealed else value, sealed_value=value if sealed else None,
                              description=description, tier=tier, allowed_pattern=allowed_pattern,
                              policies=_parse_policies(policies), overwrite=overwrite)
-        version = service.put(request, by=_who())
+        version = service.put(request, by=who())
     if options.output == "json":
         _echo_json({"Version": version.version, "Tier": version.tier})
     else:

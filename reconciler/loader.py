@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
+from typing import Iterable
 
 from . import checks, kinds, schema
-from .diagnostics import Diagnostic, sorted_diagnostics
+from .diagnostics import Diagnostic, Severity, sorted_diagnostics
 from .kinds.base import Manifest, Origin
 from .model import Model
 from .yamlsource import SourceDocument, parse_documents
@@ -190,3 +191,39 @@ def _read_assets(associations, base: Path) -> dict[str, bytes]:
                 except OSError:
                     continue
     return assets
+
+
+REGISTERED = "<registered>"  # the "file" of nodes registered with `plumb node register`
+
+
+def registered_nodes(manifests: Iterable[tuple[str, str]]) -> tuple[list, list[Diagnostic]]:
+    """Nodes registered in the state store (name, Node manifest as YAML/JSON text) → (nodes, problems),
+    checked exactly as Node manifests in git are."""
+    diagnostics: list[Diagnostic] = []
+    found: list[Manifest] = []
+    for name, text in manifests:
+        shown = f"{REGISTERED}/{name}"
+        documents, problems = parse_documents(text, shown)
+        diagnostics.extend(problems)
+        for doc in documents:
+            if isinstance(doc.value, dict) and doc.value.get("kind") == "Node":
+                found.append(Manifest("Node", doc.value, Origin(shown, doc.source)))
+            else:
+                diagnostics.append(Diagnostic("a registered node must be one Node manifest", shown, code="registered"))
+    built = _build_all(found, diagnostics)
+    return list(built.get("Node", ())), diagnostics
+
+
+def with_registered(model: Model, nodes) -> tuple[Model, list[Diagnostic]]:
+    """The model with registered nodes added; a name also declared in git keeps git's Node (a warning)."""
+    declared = {n.name: n for n in model.nodes}
+    added, problems = [], []
+    for node in nodes:
+        if node.name in declared:
+            origin = declared[node.name].origin
+            problems.append(Diagnostic(f"node '{node.name}' is registered and also declared in {origin.file}:"
+                                       f"{origin.line}; the manifest wins", node.origin.file, code="registered",
+                                       hint=f"plumb node deregister {node.name}", severity=Severity.WARNING))
+            continue
+        added.append(node)
+    return replace(model, nodes=model.nodes + tuple(added)), problems

@@ -74,7 +74,7 @@ def select_nodes(nodes, targets: Sequence[Target] = (), names: Sequence[str] = (
     known = {n.name for n in nodes}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise TargetSyntaxError(f"no Node named {', '.join(repr(u) for u in unknown)} in the manifests "
+        raise TargetSyntaxError(f"no Node named {', '.join(repr(u) for u in unknown)} in the manifests or registered "
                                 f"(known: {', '.join(sorted(known)) or 'none'})")
     chosen = []
     for node in nodes:

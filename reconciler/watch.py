@@ -34,7 +34,7 @@ from . import schedulestate as sched_state
 from .engine import gitinfo
 from .engine.planning import observe, plan_everything
 from .engine.reconcile import ReconcileResult, reconcile
-from .loader import load
+from .loader import load, registered_nodes, with_registered
 from .metrics import MetricsServer, WatchMetrics
 from .store import Store, StoreError, open_store
 from .targets import TargetSyntaxError, parse_cli_target, select_nodes
@@ -306,9 +306,11 @@ class _Watch:
             self.out.info(f"git pull {remote} {branch}: {said.splitlines()[-1]}")
 
     def _reload(self, now: datetime) -> bool:
-        """Load the manifests if their files changed: True when a new good model replaced the last one."""
+        """Load the manifests if their files (or the registered nodes) changed: True when a new good
+        model replaced the last one."""
         try:
-            digest = gitinfo.digest(self.root)
+            registered = self.store.registered_nodes()
+            digest = gitinfo.digest(self.root) + ":" + str(hash(tuple((n, t) for n, t, _, _ in registered)))
         except OSError as exc:  # a file vanished mid-walk: look again next time
             self.out.warn(f"cannot read {self.root}: {exc}")
             return False
@@ -321,7 +323,11 @@ class _Watch:
         if not result.ok:
             self._invalid(now, result, "start" if first else "change")
             return False
-        self.model, self.valid = result.model, True
+        nodes, problems = registered_nodes((name, text) for name, text, _, _ in registered)
+        model, clashes = with_registered(result.model, nodes)
+        for diagnostic in problems + clashes:
+            self.out.warn(diagnostic.render())
+        self.model, self.valid = model, True
         self.timings = tuple(sched_state.Timing.of(a) for a in result.model.associations)
         self.revision = gitinfo.revision(self.root)
         self.metrics.manifests(True, self.revision)

@@ -19,7 +19,7 @@ HOMES = {
     "referencing": ("reconciler.schema",),
     "jinja2": ("reconciler.templating",),
     "click": ("reconciler.cli", "reconciler.cli_ops", "reconciler.cli_plan", "reconciler.cli_reports",
-              "reconciler.cli_params", "reconciler.cli_patch"),
+              "reconciler.cli_params", "reconciler.cli_patch", "reconciler.cli_nodes"),
     "asyncssh": ("reconciler.transport.ssh",),
     "deepdiff": ("reconciler.diff",),
     "watchdog": ("reconciler.watch",),

@@ -262,6 +262,19 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def release_lease(self, node: str, owner: str) -> None: ...
 
+    # --- registered nodes ----------------------------------------------------------------
+    @abc.abstractmethod
+    def register_node(self, name: str, manifest: str, by: str) -> None:
+        """Keep a Node manifest (YAML text) for `name`, replacing an earlier registration."""
+
+    @abc.abstractmethod
+    def deregister_node(self, name: str) -> bool:
+        """Forget a registered node; False when there was none."""
+
+    @abc.abstractmethod
+    def registered_nodes(self) -> list[tuple[str, str, str, str]]:
+        """(name, manifest text, registered_at, registered_by) of every registered node, by name."""
+
     # --- Parameter Store -----------------------------------------------------------------
     @abc.abstractmethod
     def parameter(self, name: str) -> ParameterRecord | None:

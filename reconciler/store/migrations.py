@@ -180,4 +180,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             content  TEXT NOT NULL
         )
     """),
+    (8, "nodes registered with plumb node register (beside the Node manifests in git)", """
+        CREATE TABLE registered_nodes (
+            name          TEXT PRIMARY KEY,
+            manifest      TEXT NOT NULL,
+            registered_at TEXT NOT NULL,
+            registered_by TEXT NOT NULL
+        )
+    """),
 ]

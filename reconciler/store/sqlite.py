@@ -395,6 +395,20 @@ class SQLiteStore(_ReconcileRecords, _ParameterStore, Store):
             "(SELECT MAX(id) FROM inventory_snapshots GROUP BY node) ORDER BY node")
         return [(r[0], r[1]) for r in rows]
 
+    def register_node(self, name: str, manifest: str, by: str) -> None:
+        with self._tx():
+            self._db.execute("INSERT INTO registered_nodes VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                             "manifest=excluded.manifest, registered_at=excluded.registered_at, "
+                             "registered_by=excluded.registered_by", (name, manifest, utcnow(), by))
+
+    def deregister_node(self, name: str) -> bool:
+        with self._tx():
+            return self._db.execute("DELETE FROM registered_nodes WHERE name = ?", (name,)).rowcount > 0
+
+    def registered_nodes(self) -> list[tuple[str, str, str, str]]:
+        return [tuple(r) for r in self._db.execute("SELECT name, manifest, registered_at, registered_by FROM "
+                                                   "registered_nodes ORDER BY name")]
+
     def first_seen_anywhere(self, kind: str, keys) -> dict[str, str]:
         found: dict[str, str] = {}
         for chunk in _chunks(sorted(set(keys))):
