@@ -9,16 +9,35 @@ this node, which makes the step Skipped as SSM 2.2 does for other platforms' plu
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
-from typing import Dict, Optional
+from typing import Iterator, Mapping, Optional
 
-from agent.actions import (directory, file, package, patch, powershell, service, shell, sysctl,
-                           user)
-
-ACTIONS: Dict[str, ModuleType] = {
-    module.ACTION: module
-    for module in (shell, powershell, package, patch, file, directory, service, user, sysctl)
+# Action name -> module, imported on first use: `agent collect` (which imports
+# agent.actions.versions) then never pays for the actions' imports.
+_MODULES = {
+    "aws:runShellScript": "shell", "aws:runPowerShellScript": "powershell", "plumb:package": "package",
+    "plumb:patch": "patch", "plumb:file": "file", "plumb:directory": "directory", "plumb:service": "service",
+    "plumb:user": "user", "plumb:sysctl": "sysctl",
 }
+
+
+class _Registry(Mapping):
+    """A read-only mapping of action names to their modules, importing each on first use."""
+
+    def __getitem__(self, action: str) -> ModuleType:
+        module = importlib.import_module("agent.actions." + _MODULES[action])
+        assert module.ACTION == action, (module.__name__, action)
+        return module
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
+
+ACTIONS: Mapping[str, ModuleType] = _Registry()
 
 # SSM plugins that exist only for Windows: a 2.2 document skips them on Linux.
 WINDOWS_ONLY = ("aws:applications", "aws:psModule", "aws:updateAgent", "aws:cloudWatch")
