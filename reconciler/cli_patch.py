@@ -17,6 +17,7 @@ import click
 
 from .cli import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Options, _echo_json, main, shared_options
 from .cli_ops import _model, _nodes, observe_with_progress, with_targets
+from .cli_plan import reconcile_renderer
 from .engine import patches
 from .engine.planning import windows_at
 from .engine.reconcile import now_utc, reconcile
@@ -138,13 +139,10 @@ def patch_install(options: Options, targets, names, ignore_windows, reboot_optio
             node_plans.append(patches.with_patches(model, node, empty, snapshot.document, store, now, windows))
         plan = Plan(FORMAT_VERSION, now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), model.root, "",
                     tuple(node_plans))
-        style = Style.for_stream(sys.stderr)
         progress = Progress(sum(bool(p.changes) for p in plan.nodes), "nodes", enabled=options.output == "text")
         result = asyncio.run(reconcile(
             model, nodes, plan, store, now=now, ignore_windows=ignore_windows, reboot_option=reboot_option,
-            record_associations=False,
-            on_event=lambda kind, node, message: progress.note(f"{(style.red if kind == 'failed' else str)(kind):<14} "
-                                                               f"{node}: {message}")))
+            record_associations=False, on_event=reconcile_renderer(progress)))
         progress.close()
     rows = []
     for node_plan in plan.nodes:

@@ -141,7 +141,7 @@ def reconcile_command(options: Options, targets, names, plan_file, ignore_window
             raise click.ClickException("the plan has errors; nothing was applied")
         progress = Progress(sum(bool(p.changes) for p in plan.nodes), "nodes", enabled=options.output == "text")
         result = asyncio.run(reconcile(model, nodes, plan, store, now=now_utc(), ignore_windows=ignore_windows,
-                                       on_event=_reconcile_renderer(progress), parameters=parameters,
+                                       on_event=reconcile_renderer(progress), parameters=parameters,
                                        resolver=parameters.resolver(), scrubber=parameters.scrubber))
         progress.close()
     unreachable = [p.node for p in plan.nodes if not p.reachable]
@@ -184,7 +184,7 @@ def _saved_plan(options, model, store, plan_file):
     return plan, nodes, parameters
 
 
-def _reconcile_renderer(progress: Progress):
+def reconcile_renderer(progress: Progress):
     style = Style.for_stream(sys.stderr)
     colours = {"applied": style.green, "handler": style.green, "failed": style.red, "not-converged": style.red,
                "locked": style.yellow, "terminated": style.yellow}

@@ -25,7 +25,7 @@ from .kinds.node import Node
 from .kinds.parameter import normalise_name
 from .model import Model
 from .planmodel import Source
-from .references import ParameterReference, find_parameter_references
+from .references import ParameterReference
 from .targets import matches
 
 @dataclass(frozen=True)
@@ -276,9 +276,9 @@ def _document_value(doc, name: str, value, context, tracker, file: str) -> list[
     param = doc.parameters.get(name)
     for item in values:
         text = item if isinstance(item, str) else json.dumps(item)
-        refs = find_parameter_references(text)
-        if param is not None and param.type == "StringList" and len(refs) == 1 and text.strip() == refs[0].text:
-            found = tracker.resolve_full(refs[0])
+        whole = docparams.whole_reference(param, text)
+        if whole is not None:
+            found = tracker.resolve_full(whole)
             if found.type == "StringList":
                 out.extend(found.value.split(","))
                 continue

@@ -43,6 +43,15 @@ def parse_cli_parameters(items: Iterable[str]) -> dict[str, list[str]]:
     return values
 
 
+def whole_reference(param, text: str):
+    """SSM's StringList rule: the reference when a StringList document parameter is given exactly
+    one `{{ssm:...}}` (which then passes its items, if it names a StringList), else None."""
+    refs = find_parameter_references(text)
+    if param is not None and param.type == "StringList" and len(refs) == 1 and text.strip() == refs[0].text:
+        return refs[0]
+    return None
+
+
 def expand_references(document: Document, given: Mapping[str, list[str]], resolve) -> tuple[dict, bool, set]:
     """Replace `{{ssm:...}}` / `{{ssm-secure:...}}` in run-time values by what they resolve to.
 
@@ -63,8 +72,7 @@ def expand_references(document: Document, given: Mapping[str, list[str]], resolv
             found = [resolve(ref) for ref in refs]
             used.update(f.ref for f in found)
             secret = secret or any(ref.secure or f.type == "SecureString" for ref, f in zip(refs, found))
-            if (param is not None and param.type == "StringList" and len(refs) == 1 and value.strip() == refs[0].text
-                    and found[0].type == "StringList"):
+            if whole_reference(param, value) is not None and found[0].type == "StringList":
                 out.extend(found[0].value.split(","))
                 continue
             for ref, f in zip(refs, found):

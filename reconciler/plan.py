@@ -361,12 +361,18 @@ def _plan_document(resource: DesiredResource, last: LastApplied | None, window: 
     action = Action.CREATE if last is None else Action.UPDATE
     reason = (f"will run document {resource.id}: " +
               ("it has not run on this node" if last is None else f"{_what_moved(resource, last)} since it last ran"))
-    changes = ()
-    if window is not None and not window.open:
-        until = window.next_open.strftime("%Y-%m-%dT%H:%M:%SZ") if window.next_open else ""
-        return _resource_plan(resource, action, Classification.BLOCKED, f"{reason}; {window.describe()}",
-                              changes=changes, blocked_until=until)
-    return _resource_plan(resource, action, Classification.PENDING_CHANGE, reason, changes=changes)
+    classification, reason, until = window_gate(window, Classification.PENDING_CHANGE, reason)
+    return _resource_plan(resource, action, classification, reason, blocked_until=until)
+
+
+def window_gate(window: WindowState | None, classification: Classification,
+                reason: str) -> tuple[Classification, str, str]:
+    """(classification, reason, blocked_until) of a change governed by `window`: outside a
+    closed window it is BLOCKED and says when the window next opens."""
+    if window is None or window.open:
+        return classification, reason, ""
+    until = window.next_open.strftime("%Y-%m-%dT%H:%M:%SZ") if window.next_open else ""
+    return Classification.BLOCKED, f"{reason}; {window.describe()}", until
 
 
 def plan_resource(resource: DesiredResource, inventory: Mapping | InventoryView | None, last: LastApplied | None,
@@ -387,13 +393,9 @@ def _plan_observed(resource: DesiredResource, observation: Observation, last: La
     reason = f"{why} ({because})"
     content_diff = _content_diff(resource, observation.state)
     triggers = resource.on_change if resource.type == "files" else ()
-    if window is not None and not window.open:
-        until = window.next_open.strftime("%Y-%m-%dT%H:%M:%SZ") if window.next_open else ""
-        return _resource_plan(resource, action, Classification.BLOCKED, f"{reason}; {window.describe()}",
-                              changes=tuple(changes), content_diff=content_diff, blocked_until=until,
-                              triggers=triggers)
+    classification, reason, until = window_gate(window, classification, reason)
     return _resource_plan(resource, action, classification, reason, changes=tuple(changes),
-                          content_diff=content_diff, triggers=triggers)
+                          content_diff=content_diff, blocked_until=until, triggers=triggers)
 
 
 def _resource_plan(resource: DesiredResource, action: Action, classification: Classification, reason: str,

@@ -27,7 +27,7 @@ from ..kinds.parameter import Parameter, normalise_name
 from ..model import Model
 from ..parameters import (ParameterError, ParameterService, PutRequest, normalise_policies, split_selector, state_hash,
                           value_digest)
-from ..paramplan import DesiredParameter, ObservedParameter, ParameterState, address, notices_of, plan_parameters
+from ..paramplan import DesiredParameter, ObservedParameter, ParameterState, notices_of, plan_parameters
 from ..planmodel import PARAMETER_STORE, Action, NodePlan, ResourcePlan, Source
 from ..scrub import Scrubber
 from ..store import ResourceEvent, Store
@@ -48,6 +48,7 @@ class ParameterContext:
         self._desired: dict[str, DesiredParameter] | None = None
         self.problems: list[str] = []  # manifests the store would refuse (rendered diagnostics)
         self._git = {normalise_name(p.name): p for p in model.parameters}
+        self._resolved: dict[tuple[str, bool], Resolved] = {}
 
     # --- keys and desired state ------------------------------------------------------
     def keys(self) -> secrets.KeyPair:
@@ -135,6 +136,14 @@ class ParameterContext:
         return self.resolve
 
     def resolve(self, body: str, secure: bool) -> Resolved:
+        """A reference's value; resolved once per context (every node of a plan asks again), until
+        `apply` writes the store. Errors are not kept: they are raised again, as they are."""
+        found = self._resolved.get((body, secure))
+        if found is None:
+            found = self._resolved[body, secure] = self._resolve(body, secure)
+        return found
+
+    def _resolve(self, body: str, secure: bool) -> Resolved:
         name, selector = split_selector(body)
         key = normalise_name(name)
         scheme = "ssm-secure" if secure else "ssm"
@@ -172,6 +181,7 @@ class ParameterContext:
               planned_at: str = "") -> dict[str, str]:
         """Carry out the parameters' plan; returns address → error for those that failed.
         Records every change (and policy notice) in the `(parameter store)` history."""
+        self._resolved.clear()  # versions move with what is written here
         failed: dict[str, str] = {}
         events: list[ResourceEvent] = []
         at = utcnow()
@@ -214,6 +224,3 @@ class ParameterContext:
                                    f"{source}", source="git", revision=revision)
         return f"version {written.version}"
 
-
-def parameter_address(name: str) -> str:
-    return address(normalise_name(name))

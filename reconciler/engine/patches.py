@@ -25,6 +25,7 @@ from .. import patching
 from ..kinds.node import Node
 from ..kinds.patchbaseline import PatchBaseline
 from ..model import Model
+from ..plan import window_gate
 from ..planmodel import Action, Classification, FieldChange, NodePlan, ResourcePlan, Source
 from ..store import ComplianceItem, Store
 
@@ -46,7 +47,7 @@ def baseline_for(model: Model, node: Node, inventory: Mapping | None) -> tuple[P
 def previous_states(store: Store, node: str) -> dict[str, tuple[str, str]]:
     """name → (state, version) after the node's last Scan or Install."""
     return {i.item_id: (i.details.get("State", ""), i.details.get("Version", ""))
-            for i in store.compliance(COMPLIANCE_TYPE) if i.node == node}
+            for i in store.compliance(COMPLIANCE_TYPE, node)}
 
 
 def report_for(model: Model, node: Node, inventory: Mapping | None, store: Store, now: datetime,
@@ -79,10 +80,10 @@ def with_patches(model: Model, node: Node, node_plan: NodePlan, inventory: Mappi
     """The node's plan with its patch resources added (nothing when no baseline applies)."""
     if not model.patch_baselines or not node_plan.reachable:
         return node_plan
-    baseline, why = baseline_for(model, node, inventory)
+    baseline, _ = baseline_for(model, node, inventory)
     if baseline is None:
         return node_plan
-    report = report_for(model, node, inventory, store, now)
+    report = evaluate(baseline, node.name, inventory, store, now)
     resources = patch_resources(baseline, report, windows.get(baseline.maintenance_window)
                                 if baseline.maintenance_window else None)
     if not resources:
@@ -117,16 +118,10 @@ def patch_resources(baseline: PatchBaseline, report: patching.PatchReport, windo
             reason = (f"{patch.state}: {patch.installed_version or 'not installed'} installed, {patch.version} "
                       f"approved{again}: {patch.approval.reason or patch.approval.rule}")
             change = FieldChange("version", patch.installed_version or None, patch.version)
-            if window is not None and not window.open:
-                until = window.next_open.strftime("%Y-%m-%dT%H:%M:%SZ") if window.next_open else ""
-                found.append(ResourcePlan(address, "patches", patch.name, association, source, Action.UPDATE,
-                                          Classification.BLOCKED, f"{reason}; {window.describe()}", (change,),
-                                          severity=patch.severity, blocked_until=until,
-                                          window=baseline.maintenance_window))
-            else:
-                found.append(ResourcePlan(address, "patches", patch.name, association, source, Action.UPDATE,
-                                          Classification.PENDING_CHANGE, reason, (change,), severity=patch.severity,
-                                          window=baseline.maintenance_window))
+            classification, reason, until = window_gate(window, Classification.PENDING_CHANGE, reason)
+            found.append(ResourcePlan(address, "patches", patch.name, association, source, Action.UPDATE,
+                                      classification, reason, (change,), severity=patch.severity,
+                                      blocked_until=until, window=baseline.maintenance_window))
         elif patch.state in ("INSTALLED_REJECTED", "INSTALLED_PENDING_REBOOT"):
             why = ("installed although the baseline rejects it (rejectedPatchesAction BLOCK); plumb never removes "
                    "packages: remove it, or take it off rejectedPatches" if patch.state == "INSTALLED_REJECTED"

@@ -55,14 +55,10 @@ async def observe(model: Model, nodes: Sequence[Node], store: Store, *, offline:
 
 
 def last_applied_of(store: Store, node: str) -> dict[str, LastApplied]:
-    return _last_applied(store.last_applied(node))
-
-
-def _last_applied(records) -> dict[str, LastApplied]:
-    """The store's AppliedRecords as the planner reads them. They have LastApplied's fields
-    (desired_hash, observed_hash, applied_at, git_revision, references), so they are passed as
-    they are: at fleet scale a copy of each would cost more than the plan itself."""
-    return records
+    """The node's last-applied records as the planner reads them: the store's AppliedRecords have
+    LastApplied's fields and are passed as they are (at fleet scale a copy of each costs more than
+    the plan itself)."""
+    return store.last_applied(node)
 
 
 _CHUNK = 500  # nodes whose last-applied records are read from the store in one query
@@ -89,7 +85,7 @@ def build_plan(model: Model, nodes: Sequence[Node], observed: dict, store: Store
                 continue
             desired = compiler.compile(node, facts_from_inventory(snapshot.document))
             problems.extend(d.render() for d in desired.diagnostics)
-            planned = planner.plan_node(desired, snapshot.document, _last_applied(applied[node.name]), windows,
+            planned = planner.plan_node(desired, snapshot.document, applied[node.name], windows,
                                         fingerprint=snapshot.fingerprint, inventory_time=snapshot.captured_at)
             node_plans.append(with_patches(model, node, planned, snapshot.document, store, now, windows))
     return Plan(FORMAT_VERSION, now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), model.root,

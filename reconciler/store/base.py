@@ -253,7 +253,7 @@ class Store(abc.ABC):
         """Replace the node's items of that type (SSM's UploadType COMPLETE) and keep history."""
 
     @abc.abstractmethod
-    def compliance(self, compliance_type: str | None = None) -> list[ComplianceItem]: ...
+    def compliance(self, compliance_type: str | None = None, node: str | None = None) -> list[ComplianceItem]: ...
 
     @abc.abstractmethod
     def acquire_lease(self, node: str, owner: str, ttl_seconds: int) -> str | None:

@@ -105,10 +105,11 @@ class _ReconcileRecords:
                 [(i.node, i.compliance_type, i.item_id, i.status, i.severity, i.execution_id, i.execution_time)
                  for i in items])
 
-    def compliance(self, compliance_type: str | None = None) -> list[ComplianceItem]:
-        query = "SELECT * FROM compliance" + (" WHERE compliance_type = ?" if compliance_type else "")
-        rows = self._db.execute(query + " ORDER BY node, compliance_type, item_id",
-                                (compliance_type,) if compliance_type else ())
+    def compliance(self, compliance_type: str | None = None, node: str | None = None) -> list[ComplianceItem]:
+        where = [(clause, value) for clause, value in (("node = ?", node), ("compliance_type = ?", compliance_type))
+                 if value]
+        query = "SELECT * FROM compliance" + (" WHERE " + " AND ".join(c for c, _ in where) if where else "")
+        rows = self._db.execute(query + " ORDER BY node, compliance_type, item_id", [v for _, v in where])
         return [ComplianceItem(*r[:8], details=json.loads(r[8])) for r in rows]
 
     def acquire_lease(self, node: str, owner: str, ttl_seconds: int) -> str | None:
