@@ -13,6 +13,9 @@ included) and then exactly one `{"id": 7, "result": {...}}` or
 order. A bad line gets an error (with id null when it has no usable id) and the agent keeps
 serving; `exit` or the end of input ends it with status 0. Every line is flushed at once.
 
+`serve --listen SOCKET` serves the same protocol on a Unix socket and stays running between
+sessions (agent/resident.py).
+
 Standard library only, Python >= 3.9.
 """
 
@@ -111,7 +114,6 @@ class Server:
 
     def execute(self, request_id: int, request: Mapping[str, Any]) -> Dict[str, Any]:
         executor = _executor()
-        self.cancel = threading.Event()
 
         def emit(event: Dict[str, Any]) -> None:
             if not self.write({"id": request_id, "event": event}):
@@ -158,6 +160,7 @@ def ops() -> List[str]:
 def hello() -> Dict[str, Any]:
     uname = os.uname()
     return {
+        "resident": "agent.resident" in sys.modules,
         "agentVersion": __version__,
         "protocol": PROTOCOL_VERSION,
         "python": "%d.%d.%d" % tuple(sys.version_info[:3]),
@@ -238,7 +241,10 @@ def serve(instream: BinaryIO, outstream: BinaryIO, server: Optional[Server] = No
     """Serve requests from `instream` until `exit` or end of input."""
     server = server or Server(outstream)
     for raw in iter(instream.readline, b""):
-        if raw.strip() and not server.handle(raw):
+        if not raw.strip():
+            continue
+        server.cancel = threading.Event()   # each request starts uncancelled
+        if not server.handle(raw):
             break
     return 0
 
@@ -253,6 +259,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
+    if argv:
+        from agent import resident  # `serve --listen SOCKET`: the resident agent
+        return resident.main(argv)
     instream = os.fdopen(os.dup(0), "rb")
     outstream = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_RDONLY)

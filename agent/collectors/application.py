@@ -8,7 +8,11 @@ unlike SSM which folds them to x86_64: the names are what apt and dnf take back 
 Targeted collects (`Options.packages`, `--packages`, serve's `"packages"`): only the named
 packages are queried, still with one command (`dpkg-query -W -f=... -- NAME...`,
 `rpm -q --queryformat ... -- NAME...`), and the content is exactly the full list's entries
-for those names. A name that is not installed is simply absent from the content: dpkg-query
+for those names.
+
+A long-lived agent (the resident one, agent/resident.py) keeps the full list in memory while
+the package database is unchanged (a stat signature of dpkg's status and journal, or rpm's
+database directory), and answers full and targeted collects from it without a command. A name that is not installed is simply absent from the content: dpkg-query
 says "no packages found matching NAME" on stderr and exits 1, or lists the name with a
 `not-installed` / `config-files` status; rpm prints "package NAME is not installed" on
 stdout and exits with the count of such names. Neither is an error. "Could not observe"
@@ -21,10 +25,12 @@ A name may be arch-qualified as the package manager takes it (dpkg `name:arch`, 
 from __future__ import annotations
 
 import re
+import sys
+import threading
 from datetime import datetime, timezone
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from .base import CollectorError, Options, run, which
+from .base import CollectorError, Options, run, stat_signature, which
 
 TYPE_NAME = "AWS:Application"
 
@@ -48,12 +54,47 @@ PACKAGE_NAME = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_.+~:-]*$")
 DPKG_NOT_FOUND = 1    # dpkg-query: "the requested query failed ... no package being found"
 
 
+DPKG_DATABASE = ("/var/lib/dpkg/status", "/var/lib/dpkg/updates")
+RPM_DATABASE = ("/var/lib/rpm", "/usr/lib/sysimage/rpm")
+
+
 def collect(options: Options) -> List[dict]:
     if which("dpkg-query"):
-        return installed_dpkg(options.packages, options.command_timeout)
+        return _MEMO.answer(DPKG_DATABASE, options.packages, options.command_timeout, installed_dpkg)
     if which("rpm"):
-        return installed_rpm(options.packages, options.command_timeout)
+        return _MEMO.answer(RPM_DATABASE, options.packages, options.command_timeout, installed_rpm)
     raise CollectorError("no package manager found (neither dpkg-query nor rpm)")
+
+
+class _Memo:
+    """The full package list of the last query, valid while the database's signature holds.
+
+    Only a warm memo answers a targeted collect; a cold one runs the targeted query itself
+    (cheaper to print), except in the resident agent, which fills the memo for next time."""
+
+    def __init__(self) -> None:
+        self.key = ""
+        self.entries: List[dict] = []
+        self.lock = threading.Lock()
+
+    def answer(self, database, names, timeout, query) -> List[dict]:
+        key = stat_signature(database, query.__name__)
+        with self.lock:
+            if key == self.key:
+                return list(self.entries) if names is None else only(self.entries, names)
+        if names is not None and not _long_lived():
+            return query(names, timeout)
+        entries = query(None, timeout)
+        with self.lock:
+            self.key, self.entries = key, entries
+        return list(entries) if names is None else only(entries, names)
+
+
+def _long_lived() -> bool:
+    return "agent.resident" in sys.modules
+
+
+_MEMO = _Memo()
 
 
 def check_names(names: Iterable[str]) -> None:

@@ -8,6 +8,7 @@ with `LC_ALL=C` so that its output is never translated.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -122,3 +123,31 @@ def read_text(path: str) -> str:
 def _first_line(data: bytes) -> str:
     text = data.decode("utf-8", errors="replace").strip()
     return text.splitlines()[0] if text else "(no message)"
+
+
+def stat_signature(paths: Sequence[str], salt: str = "") -> str:
+    """A digest of the paths' names, sizes and modification times (a directory: its entries'),
+    so a change to any of them gives another signature. Cheap: stat calls only. The caches
+    that answer from memory or disk while a package database is unchanged key on it."""
+    digest = hashlib.sha256(salt.encode())
+    for path in paths:
+        digest.update(b"\0" + path.encode("utf-8", "surrogateescape"))
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name) if os.path.isdir(path) else None
+        except OSError:
+            entries = None
+        stats = [(e.name, _stat(e.path)) for e in entries if e.name not in ("partial", "lock")] \
+            if entries is not None else [("", _stat(path))]
+        for name, info in stats:
+            if info is None:
+                digest.update(b"|" + name.encode("utf-8", "surrogateescape") + b":-")
+            else:
+                digest.update(("|%s:%d:%d" % (name, info.st_size, info.st_mtime_ns)).encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def _stat(path: str):
+    try:
+        return os.stat(path)
+    except OSError:
+        return None

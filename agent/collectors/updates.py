@@ -10,14 +10,13 @@ dnf: `dnf -C check-update` (cache only) and `dnf -C updateinfo list --available`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
 from typing import Dict, List, Optional, Tuple
 
 from . import application, apt_policy, dnf_updates
-from .base import CollectorError, Options, in_background, run, which
+from .base import CollectorError, Options, in_background, run, stat_signature, which
 
 TYPE_NAME = "plumb:AvailableUpdate"
 CHUNK = 2000
@@ -90,28 +89,7 @@ def apt_inputs(lists_dir: str, configured: List[str] = ()) -> List[str]:
 def signature(paths: List[str]) -> str:
     """A digest of the paths' names, sizes and modification times (directories: their entries'),
     so any change to what apt reads gives another signature. Cheap: stat calls only."""
-    digest = hashlib.sha256(CACHE_VERSION.encode())
-    for path in paths:
-        digest.update(b"\0" + path.encode("utf-8", "surrogateescape"))
-        try:
-            entries = sorted(os.scandir(path), key=lambda e: e.name) if os.path.isdir(path) else None
-        except OSError:
-            entries = None
-        stats = [(e.name, e.stat(follow_symlinks=True)) for e in entries if e.name not in ("partial", "lock")] \
-            if entries is not None else [("", _stat(path))]
-        for name, info in stats:
-            if info is None:
-                digest.update(b"|" + name.encode("utf-8", "surrogateescape") + b":-")
-            else:
-                digest.update(("|%s:%d:%d" % (name, info.st_size, info.st_mtime_ns)).encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()
-
-
-def _stat(path: str):
-    try:
-        return os.stat(path)
-    except OSError:
-        return None
+    return stat_signature(paths, CACHE_VERSION)
 
 
 class ResultCache:
