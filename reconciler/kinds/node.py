@@ -37,6 +37,8 @@ class Node:
     become: str = "none"
     python: str = "python3"
     description: str = ""
+    resident_agent: bool = True
+    agent_idle_timeout_seconds: int = 3600
 
     @property
     def name(self) -> str:
@@ -68,6 +70,10 @@ def build(manifest: Manifest) -> Node:
         become=spec.get("become", "none"),
         python=spec.get("python", "python3"),
         description=spec.get("description", ""),
+        # The local transport's agent follows the controller's environment (APT_CONFIG, PATH,
+        # ...) only when started per session; a resident one keeps the environment it had.
+        resident_agent=spec.get("agent", {}).get("resident", spec.get("transport", "ssh") == "ssh"),
+        agent_idle_timeout_seconds=spec.get("agent", {}).get("idleTimeoutSeconds", 3600),
     )
 
 

@@ -42,6 +42,8 @@ def transport_for(node: Node) -> Transport:
 
 def session_for(node: Node, **options: Any) -> AgentSession:
     """An unopened agent session on its own transport, closed along with the session."""
+    options.setdefault("resident", node.resident_agent)
+    options.setdefault("idle_timeout", node.agent_idle_timeout_seconds)
     return AgentSession(transport_for(node), python=node.python, become=node.become,
                         close_transport=True, **options)
 

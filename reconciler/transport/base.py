@@ -13,7 +13,7 @@ import asyncio
 import enum
 import shlex
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 STDERR_TAIL_BYTES = 16 * 1024
 MAX_LINE_BYTES = 1024 * 1024 * 1024
@@ -145,6 +145,46 @@ class Process(abc.ABC):
             return
 
 
+class Stream(Process):
+    """A connection to a Unix socket on the node (the resident agent's), read and written
+    line by line like a Process. `reader`/`writer` are asyncio's or asyncssh's stream pair;
+    `lost` turns what a dead connection raises into the transport's error."""
+
+    def __init__(self, reader: Any, writer: Any, lost: Callable[[BaseException | None], Exception],
+                 lost_types: tuple[type[BaseException], ...],
+                 vanished: Callable[[], Awaitable[bool]] | None = None) -> None:
+        super().__init__()
+        self._reader, self._writer = reader, writer
+        self._lost, self._lost_types = lost, lost_types
+        self._vanished = vanished
+
+    def write_line(self, line: str) -> None:
+        try:
+            self._writer.write(line.encode("utf-8") + b"\n")
+        except (OSError, *self._lost_types):
+            return  # the next read_line reports the end
+
+    async def _read_stdout(self) -> bytes:
+        try:
+            chunk = await self._reader.read(65536)
+        except (OSError, *self._lost_types) as err:
+            raise self._lost(err) from None
+        if not chunk and self._vanished is not None and await self._vanished():
+            raise self._lost(None)
+        return chunk
+
+    @property
+    def returncode(self) -> int | None:
+        return None
+
+    async def close(self, *, force: bool = False) -> None:
+        try:
+            self._writer.close()
+            await asyncio.wait_for(self._writer.wait_closed(), CLOSE_GRACE_SECONDS)
+        except (asyncio.TimeoutError, OSError, *self._lost_types):
+            return
+
+
 class Transport(abc.ABC):
     """How the controller reaches one node. Connections are opened once and reused."""
 
@@ -176,6 +216,12 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def start(self, argv: list[str]) -> Process:
         """Start a long-running process with piped stdin/stdout/stderr."""
+
+    @abc.abstractmethod
+    async def open_stream(self, path: str) -> Process:
+        """Connect to the Unix socket at `path` (absolute) on the node: over SSH a
+        direct-streamlocal channel, no command started. COMMAND_FAILED when the node refuses
+        (no such socket, nobody listening, or forwarding is not allowed)."""
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import os
 import tempfile
 
-from .base import CommandResult, Process, Reason, Transport, shown, wait_or_kill
+from .base import CommandResult, Process, Reason, Stream, Transport, shown, wait_or_kill
 
 EXIT_NOT_FOUND = 127
 
@@ -86,6 +86,18 @@ class LocalTransport(Transport):
         except OSError as err:
             raise self.error(Reason.COMMAND_FAILED,
                              f"cannot start `{shown(argv)}`: {err.strerror or err}") from None
+
+    async def open_stream(self, path: str) -> Process:
+        try:
+            reader, writer = await asyncio.open_unix_connection(path, limit=2 ** 20)
+        except OSError as err:
+            raise self.error(Reason.COMMAND_FAILED,
+                             f"cannot connect to {path}: {err.strerror or err}") from None
+        return Stream(reader, writer, self._lost, ())
+
+    def _lost(self, err: BaseException | None) -> Exception:
+        detail = f" ({err})" if err is not None else ""
+        return self.error(Reason.CONNECTION_LOST, f"the agent's socket closed{detail}")
 
     async def close(self) -> None:
         return None

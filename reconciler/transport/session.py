@@ -1,10 +1,22 @@
-"""AgentSession: one persistent agent process on a node, spoken to in JSON lines.
+"""AgentSession: the agent on one node, spoken to in JSON lines.
 
-Owns the controller's side of the `serve` protocol (agent/serve.py owns the node's side).
-The engine and CLI open one session per node per cycle (`session_for()` in this package)
-and send it every request; it works over any `Transport`, so the local and SSH
-transports take exactly the same path:
+Owns the controller's side of the `serve` protocol (agent/serve.py owns the node's side,
+agent/resident.py the resident agent). The engine and CLI open one session per node per
+cycle (`session_for()` in this package) and send it every request; it works over any
+`Transport`, so the local and SSH transports take exactly the same path. Two ways to reach
+the agent:
 
+Resident (`resident=True`; the default for SSH nodes, see `session_for`). The agent stays
+running on the node between sessions, listening on a Unix socket in its cache directory,
+and a session is a connection to that socket (over SSH a direct-streamlocal channel: no
+command, no login shell, no interpreter start on the node). The first session of this
+process runs ONE launcher command that resolves the directory, uploads/unpacks the agent
+when needed and starts the resident agent when its socket is not there; later sessions
+connect straight to the socket they learned. A stale socket gets a fresh agent; a node
+that refuses the channel (AllowStreamLocalForwarding no, a `restrict`ed key) or where no
+socket can be made gets the per-session agent instead, with `fallback` saying why.
+
+Per session (`resident=False`, and the fallback):
 1. ONE launcher command resolves the cache directory on the node and, when the agent for
    this controller's hash is there, runs it: the first time from the zipapp it unpacks and
    byte-compiles `<dir>/plumb-agent-<hash>/` (Python cannot cache compiled code inside a
@@ -13,8 +25,8 @@ transports take exactly the same path:
    and the launcher runs again;
 3. the agent (`serve`, under `sudo -n` for `become: sudo`) answers `hello`, then
    `collect`, `execute`... and finally `exit`.
-One SSH command per session in the steady state: a login shell and an interpreter start
-are paid once, which is what dominates the cost per node.
+One SSH command per session: a login shell and an interpreter start are paid once per
+session, which is what dominates the cost per node and what the resident agent removes.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ import inspect
 import itertools
 import json
 import posixpath
+import time
 from typing import Any, Callable, Mapping
 
 from .. import agentpack
@@ -36,8 +49,12 @@ LAUNCH_TIMEOUT = 120.0
 COLLECT_DEADLINE_SHARE = 0.8
 
 # $1 python, $2 cache directory ("~/" = the user's home, "~/.cache/" = the XDG cache), $3
-# the zipapp's file name, $4 "sudo" or "". Says `plumb-launch: missing DIR` when the
-# zipapp must be uploaded, else `plumb-launch: ready DIR` and becomes the agent.
+# the zipapp's file name, $4 "sudo" or "", $5 UNPACK, $6 the mode, $7 the resident agent's
+# idle timeout. Says `plumb-launch: missing DIR` when the zipapp must be uploaded. Mode
+# "serve": says `plumb-launch: ready DIR` and becomes the agent on stdio. Modes "resident"
+# and "restart": say `plumb-launch: at DIR`, then `plumb-launch: listening` when the
+# resident agent's socket is there (resident only), else start it detached and relay its
+# `started PID` / `running PID` / `failed REASON`, and end.
 LAUNCH_SCRIPT = r"""
 case $2 in
   "~/.cache/"*) dir=${XDG_CACHE_HOME:-$HOME/.cache}/${2#"~/.cache/"} ;;
@@ -50,9 +67,18 @@ if [ ! -f "$run/__main__.py" ]; then
   [ -f "$dir/$3" ] || { echo "plumb-launch: missing $dir"; exit 0; }
   "$1" -I -S -c "$5" "$dir/$3" "$run" || exit 1
 fi
-echo "plumb-launch: ready $dir"
-if [ "$4" = sudo ]; then exec sudo -n -- "$1" -I -S "$run" serve; fi
-exec "$1" -I -S "$run" serve
+if [ "$6" = serve ]; then
+  echo "plumb-launch: ready $dir"
+  if [ "$4" = sudo ]; then exec sudo -n -- "$1" -I -S "$run" serve; fi
+  exec "$1" -I -S "$run" serve
+fi
+sock="$run${4:+-$4}.sock"
+echo "plumb-launch: at $dir"
+if [ "$6" = resident ] && [ -S "$sock" ]; then echo "plumb-launch: listening"; exit 0; fi
+if [ "$4" = sudo ]; then
+  exec sudo -n -- "$1" -I -S "$run" serve --listen "$sock" --idle-timeout "$7"
+fi
+exec "$1" -I -S "$run" serve --listen "$sock" --idle-timeout "$7"
 """
 
 # Unpacks the zipapp into a byte-compiled directory, atomically (a concurrent session
@@ -71,8 +97,16 @@ except OSError:
     shutil.rmtree(tmp, ignore_errors=True)
 """
 LAUNCH_PREFIX = "plumb-launch: "
+DEFAULT_IDLE_TIMEOUT = 3600
+RETRY_FORWARDING_SECONDS = 3600.0
 
 OnEvent = Callable[[dict], Any]
+
+# Where each node's resident agent was found, so a later session in this process connects
+# straight to its socket with no command at all: key -> socket path, or (None, when) for a
+# node that cannot be reached that way (forwarding refused, no socket possible), tried
+# again after RETRY_FORWARDING_SECONDS.
+_RESIDENT: dict[tuple, Any] = {}
 
 
 class AgentSession:
@@ -81,11 +115,15 @@ class AgentSession:
     def __init__(self, transport: Transport, *, python: str = "python3", become: str = "none",
                  directory: str = agentpack.DEFAULT_DIR,
                  request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
-                 close_transport: bool = False) -> None:
+                 close_transport: bool = False, resident: bool = False,
+                 idle_timeout: int = DEFAULT_IDLE_TIMEOUT) -> None:
         self.transport = transport
         self.python, self.become, self.directory = python, become, directory
         self.request_timeout = request_timeout
         self.close_transport = close_transport
+        self.resident, self.idle_timeout = resident, idle_timeout
+        self.mode = ""             # "resident" or "session" once open
+        self.fallback = ""         # why a resident agent was asked for but not used
         self.agent_path = ""
         self.uploaded = False      # True when open() had to ship the zipapp
         self.info: dict = {}       # the agent's hello
@@ -97,19 +135,68 @@ class AgentSession:
     # ------------------------------------------------------------------ lifecycle
 
     async def open(self) -> "AgentSession":
+        """Reach the agent: the node's resident agent when asked for and possible, else one
+        started for this session on the command's stdio."""
         data, digest = agentpack.agent_zipapp()
         name = agentpack.agent_filename(digest)
-        status, directory = await self._launch(name)
+        if not (self.resident and await self._open_resident(data, name)):
+            status, _ = await self._prepare(data, name, "serve")
+            if status != "ready":
+                raise self._error(Reason.AGENT_FAILED, f"the agent did not start: {status}")
+            self.mode = "session"
+        self.info = await self.request("hello", {})
+        self._check_version(str(self.info.get("python", "")))
+        return self
+
+    async def _prepare(self, data: bytes, name: str, mode: str) -> tuple[str, str]:
+        """Run the launcher in `mode`, uploading the zipapp first when the node lacks it."""
+        status, directory = await self._launch(name, mode)
         self.agent_path = posixpath.join(directory, name)
         if status == "missing":
             await self.transport.put(data, self.agent_path, 0o644)
             self.uploaded = True
-            status, directory = await self._launch(name)
-        if status != "ready":
-            raise self._error(Reason.AGENT_FAILED, f"the agent did not start: {status}")
-        self.info = await self.request("hello", {})
-        self._check_version(str(self.info.get("python", "")))
-        return self
+            status, directory = await self._launch(name, mode)
+        return status, directory
+
+    async def _open_resident(self, data: bytes, name: str) -> bool:
+        """Connect to the node's resident agent, starting it when it is not running; False
+        (with `fallback` saying why) when the node cannot have one."""
+        key = (self.transport.describe(), self.python, self.become, self.directory, name)
+        known = _RESIDENT.get(key)
+        if isinstance(known, tuple):
+            if time.monotonic() - known[1] < RETRY_FORWARDING_SECONDS:
+                self.fallback = known[0]
+                return False
+        elif known and await self._connect(known):
+            return True
+        status, directory = await self._prepare(data, name, "resident")
+        path = posixpath.join(directory, self._socket_name(name))
+        tries = 0
+        while status in ("listening", "started", "running"):
+            if await self._connect(path, status):
+                _RESIDENT[key] = path
+                return True
+            if status != "listening" or tries:
+                break
+            tries += 1  # a socket left by an agent that is gone: start a new one
+            status, directory = await self._prepare(data, name, "restart")
+        self.fallback = self.fallback or f"the resident agent did not start: {status}"
+        _RESIDENT[key] = (self.fallback, time.monotonic())
+        return False
+
+    async def _connect(self, path: str, status: str = "") -> bool:
+        try:
+            self._process = await self.transport.open_stream(path)
+        except TransportError as err:
+            if err.reason is not Reason.COMMAND_FAILED:
+                raise
+            self.fallback = err.message
+            return False
+        self.mode, self.fallback = "resident", ""
+        return True
+
+    def _socket_name(self, name: str) -> str:
+        return name[: -len(".pyz")] + ("-sudo" if self.become == "sudo" else "") + ".sock"
 
     async def close(self) -> None:
         """Ask the agent to exit, then make sure it has; close the transport if owned."""
@@ -190,26 +277,28 @@ class AgentSession:
 
     # ------------------------------------------------------------------ internals
 
-    async def _launch(self, name: str) -> tuple[str, str]:
-        """Start the launcher; ("ready", dir) with the agent running, ("missing", dir), or raises."""
+    async def _launch(self, name: str, mode: str) -> tuple[str, str]:
+        """Run the launcher. Mode "serve": ("ready", dir) with the agent running on its
+        stdio. Modes "resident"/"restart": (status, dir) with status "listening", "started",
+        "running" or "failed ..." and the launcher finished. ("missing", dir) in any mode
+        when the zipapp must be uploaded; anything else raises."""
         argv = ["sh", "-c", LAUNCH_SCRIPT, "plumb-launch", self.python, self.directory, name,
-                "sudo" if self.become == "sudo" else "", UNPACK]
+                "sudo" if self.become == "sudo" else "", UNPACK, mode, str(self.idle_timeout)]
         try:
             process = await self.transport.start(argv)
         except TransportError as err:
             if err.reason is not Reason.COMMAND_FAILED:
                 raise
             raise TransportError(Reason.AGENT_FAILED, err.message) from None
-        line = await asyncio.wait_for(process.read_line(), LAUNCH_TIMEOUT)
-        if line is None:
-            raise self._error(Reason.AGENT_FAILED, f"the agent did not start: {await self._ended(process, 'start')}")
-        if not line.startswith(LAUNCH_PREFIX):
-            await process.close(force=True)
-            raise self._error(Reason.AGENT_FAILED, f"the agent did not start: unexpected output: {line[:200]}")
-        word, _, rest = line[len(LAUNCH_PREFIX):].strip().partition(" ")
+        word, rest = await self._launcher_says(process)
         if word == "ready":
             self._process = process
             return "ready", rest
+        if word == "at":
+            directory = rest
+            word, rest = await self._launcher_says(process)
+            await process.close()
+            return (f"{word} {rest}".strip() if word == "failed" else word), directory
         await process.close(force=word != "missing")
         if word == "missing":
             return "missing", rest
@@ -218,7 +307,18 @@ class AgentSession:
                               "install Python >= 3.9 or set spec.python")
         if word == "python":
             self._check_version(rest)
-        raise self._error(Reason.AGENT_FAILED, f"the agent did not start: {line}")
+        raise self._error(Reason.AGENT_FAILED, f"the agent did not start: {word} {rest}".rstrip())
+
+    async def _launcher_says(self, process: Process) -> tuple[str, str]:
+        """The launcher's next `plumb-launch: WORD REST` line, as (WORD, REST)."""
+        line = await asyncio.wait_for(process.read_line(), LAUNCH_TIMEOUT)
+        if line is None:
+            raise self._error(Reason.AGENT_FAILED, f"the agent did not start: {await self._ended(process, 'start')}")
+        if not line.startswith(LAUNCH_PREFIX):
+            await process.close(force=True)
+            raise self._error(Reason.AGENT_FAILED, f"the agent did not start: unexpected output: {line[:200]}")
+        word, _, rest = line[len(LAUNCH_PREFIX):].strip().partition(" ")
+        return word, rest
 
     async def _answer(self, process: Process, request_id: int, op: str,
                       on_event: OnEvent | None) -> dict:

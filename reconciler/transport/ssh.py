@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncssh
 
-from .base import (CLOSE_GRACE_SECONDS, CommandResult, Process, Reason, Transport,
+from .base import (CLOSE_GRACE_SECONDS, CommandResult, Process, Reason, Stream, Transport,
                    TransportError, shown, wait_or_kill)
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -165,6 +165,28 @@ class SSHTransport(Transport):
 
     async def start(self, argv: list[str]) -> Process:
         return SSHProcess(await self._open_process(argv), self, argv)
+
+    async def open_stream(self, path: str) -> Process:
+        await self.connect()
+        try:
+            reader, writer = await self._conn.open_unix_connection(path)
+        except asyncssh.ChannelOpenError as err:
+            if self._client.closed:
+                raise self.lost(err) from None
+            raise self.error(Reason.COMMAND_FAILED, f"the node refused a connection to {path}: "
+                             f"{err.reason or 'refused'}") from None
+        except _LOST as err:
+            raise self.lost(err) from None
+        return Stream(reader, writer, self.lost, _LOST, self._dropped)
+
+    async def _dropped(self) -> bool:
+        """At the end of a stream: did the whole connection die (rather than the far end
+        close the socket)? The connection's end may land a moment after the channel's."""
+        for _ in range(20):
+            if self._client.closed:
+                return True
+            await asyncio.sleep(0.05)
+        return False
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -2,13 +2,14 @@
 
 The `sshd` fixture starts `/usr/sbin/sshd -D -e` with its own host key, client key,
 authorized_keys and known_hosts in a temporary directory, on a free port, once per test
-session. Nodes are built the way the controller builds them: a manifest file loaded
+session (`start_sshd` makes others, e.g. with forwarding refused). Nodes are built the way the controller builds them: a manifest file loaded
 through `reconciler.loader.load`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import os
@@ -81,16 +82,16 @@ def _wait_for_port(port: int, process: subprocess.Popen) -> None:
     raise RuntimeError(f"sshd did not listen on 127.0.0.1:{port} within {START_TIMEOUT:g}s")
 
 
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory) -> Iterator[SSHServer]:
+@contextlib.contextmanager
+def start_sshd(dir: Path, *extra_config: str) -> Iterator[SSHServer]:
+    """An sshd on a free port with its own keys in `dir`; extra sshd_config lines appended."""
     if not os.path.exists(SSHD):
         pytest.skip("openssh-server is not installed (.ci/run installs it)")
-    dir = tmp_path_factory.mktemp("sshd")
     host_key_line = keygen(dir / "host_key")
     (dir / "authorized_keys").write_text(keygen(dir / "client_key") + "\n")
     port = free_port()
     (dir / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key_line}\n")
-    (dir / "sshd_config").write_text(_sshd_config(dir, port))
+    (dir / "sshd_config").write_text(_sshd_config(dir, port) + "".join(f"{line}\n" for line in extra_config))
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
     log = open(dir / "sshd.log", "wb")
@@ -108,6 +109,12 @@ def sshd(tmp_path_factory) -> Iterator[SSHServer]:
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory) -> Iterator[SSHServer]:
+    with start_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
 
 
 @pytest.fixture

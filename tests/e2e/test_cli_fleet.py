@@ -142,16 +142,46 @@ def test_execution_timeout_is_timed_out_and_the_local_node_carries_on(fleet):
 
 
 def _kill_sshd_child_running(marker: str, sshd_pid: int, deadline: float) -> bool:
+    """Once a process with `marker` runs, kill the SSH connection it runs for: the sshd child
+    it descends from (a per-session agent), or, when it runs under the node's resident agent
+    (detached from sshd), every connection of our sshd, the run's only one at that moment."""
     while time.monotonic() < deadline:
         for pid in _pids_with(marker):
-            parent = pid
+            parent, resident = pid, False
             while parent not in (0, 1) and _ppid(parent) != sshd_pid:
+                resident = resident or b"--listen" in _cmdline(parent)
                 parent = _ppid(parent)
             if parent not in (0, 1):
-                os.kill(parent, 9)
+                victims = [parent]
+            elif resident:
+                victims = _children(sshd_pid)
+            else:
+                continue   # the local node's step
+            for victim in victims:
+                os.kill(victim, 9)
+            if victims:
                 return True
         time.sleep(0.05)
     return False
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if _ppid(int(entry.name)) == pid:
+                    found.append(int(entry.name))
+            except (OSError, ValueError):
+                continue
+    return found
 
 
 def _pids_with(marker: str) -> list[int]:

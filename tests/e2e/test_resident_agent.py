@@ -1,0 +1,232 @@
+"""The resident agent over a real sshd: started once, reached through a direct-streamlocal
+channel afterwards, replaced when stale, given up for a per-session agent where the server
+refuses forwarding, and a connection cut mid-document still ends as connection_lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import tempfile
+import time
+import uuid
+
+import pytest
+
+from conftest import pids_where, resident_agents
+from e2e.conftest import start_sshd
+from reconciler.transport import session_for, transport_for
+from reconciler.transport import session as session_module
+from reconciler.transport.session import AgentSession
+
+DOCUMENT = {"schemaVersion": "2.2", "description": "resident", "mainSteps": [
+    {"action": "aws:runShellScript", "name": "hi", "inputs": {"runCommand": ["echo hi"]}}]}
+DEADLINE = 30.0
+
+
+@pytest.fixture
+def cache():
+    """A short agent directory (a Unix socket path has a 107-byte limit)."""
+    path = tempfile.mkdtemp(prefix="pr-", dir="/tmp")
+    yield path
+    for pid in resident_agents():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if path.encode() in handle.read():
+                    os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+
+
+@pytest.fixture(autouse=True)
+def fresh_memo():
+    """Each test starts as a new controller process would: nothing learned yet."""
+    session_module._RESIDENT.clear()
+    yield
+    session_module._RESIDENT.clear()
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie (an orphan's reaper may be slow)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_until(predicate, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {DEADLINE:g}s: {what}")
+
+
+async def _open(node, cache, **options):
+    agent = session_for(node, directory=cache, **options)
+    await agent.open()
+    return agent
+
+
+def test_an_ssh_node_gets_a_resident_agent_and_later_sessions_run_no_command(
+        sshd, make_node, run, cache):
+    node = make_node("web-1", **sshd.spec())
+    commands = []
+
+    async def scenario():
+        first = await _open(node, cache)
+        inventory = await first.collect(types=["AWS:File"], files=["/etc/hostname"])
+        result = await first.execute({"document": DOCUMENT, "parameters": {}})
+        await first.close()
+        second = session_for(node, directory=cache)
+        started = second.transport.start
+        second.transport.start = lambda argv: commands.append(argv) or started(argv)
+        await second.open()
+        again = await second.collect(types=["AWS:File"], files=["/etc/hostname"])
+        await second.close()
+        return first, second, inventory, again, result
+
+    first, second, inventory, again, result = run(scenario())
+    assert (first.mode, second.mode) == ("resident", "resident")
+    assert first.info["resident"] is True and first.info["pid"] == second.info["pid"]
+    assert commands == [], "the second session connects to the socket: no command at all"
+    assert result["status"] == "Success"
+    assert inventory["Types"]["AWS:File"]["Content"] == again["Types"]["AWS:File"]["Content"]
+    assert _alive(first.info["pid"]), "the agent outlives its sessions"
+    socket_path = os.path.join(cache, os.path.basename(first.agent_path)[:-4] + ".sock")
+    assert oct(os.stat(socket_path).st_mode & 0o777) == "0o600"
+
+
+def test_the_resident_agent_answers_as_the_per_session_agent_does(sshd, make_node, run, cache):
+    node = make_node("web-1", **sshd.spec())
+    ask = {"types": ["AWS:File", "AWS:Application", "AWS:InstanceInformation"],
+           "files": ["/etc/hostname", "/etc/passwd"], "packages": ["bash", "coreutils"]}
+
+    async def both():
+        answers = []
+        for resident in (True, False):
+            agent = await _open(node, cache, resident=resident)
+            answers.append((agent.mode, await agent.collect(**ask)))
+            await agent.close()
+        return answers
+
+    (mode_a, a), (mode_b, b) = run(both())
+    assert (mode_a, mode_b) == ("resident", "session")
+    for kind in ("AWS:File", "AWS:Application"):
+        assert a["Types"][kind] == b["Types"][kind]
+    assert a["Types"]["AWS:InstanceInformation"]["Status"] == "ok"
+
+
+def test_a_stale_socket_gets_a_new_agent(sshd, make_node, run, cache):
+    node = make_node("web-1", **sshd.spec())
+
+    async def pid_of_new_session():
+        agent = await _open(node, cache)
+        pid = agent.info["pid"]
+        await agent.close()
+        return pid
+
+    old = run(pid_of_new_session())
+    os.kill(old, signal.SIGKILL)          # its socket file stays behind
+    _wait_until(lambda: not _alive(old), "the killed agent is gone")
+    new = run(pid_of_new_session())       # the remembered socket refuses: relaunch, restart
+    assert new != old and _alive(new)
+
+
+def test_a_server_that_refuses_forwarding_gets_the_per_session_agent(
+        make_node, run, cache, tmp_path_factory):
+    with start_sshd(tmp_path_factory.mktemp("sshd-nofwd"), "AllowStreamLocalForwarding no") as server:
+        node = make_node("locked-1", **server.spec())
+
+        async def twice():
+            outcomes = []
+            for _ in range(2):
+                agent = await _open(node, cache)
+                inventory = await agent.collect(types=["AWS:File"], files=["/etc/hostname"])
+                outcomes.append((agent.mode, agent.fallback, inventory["Types"]["AWS:File"]["Status"]))
+                await agent.close()
+            return outcomes
+
+        (mode, why, status), (mode_again, why_again, _) = run(twice())
+    assert (mode, status, mode_again) == ("session", "ok", "session")
+    assert "refused a connection" in why and why_again == why, "learned once, not retried each time"
+
+
+def test_a_connection_cut_mid_document_is_lost_and_the_step_is_stopped(
+        sshd, make_node, run, cache):
+    marker = f"plumb-e2e-{uuid.uuid4().hex}"
+    document = dict(DOCUMENT, mainSteps=[{
+        "action": "aws:runShellScript", "name": "wait",
+        "inputs": {"runCommand": ["sleep 300"]}}])
+    node = make_node("web-1", **sshd.spec())
+
+    async def scenario():
+        warm = await _open(node, cache)   # the resident agent runs before the cut session
+        await warm.close()
+        agent = await _open(node, cache)
+        task = asyncio.ensure_future(agent.execute(
+            {"document": document, "parameters": {}, "workDir": os.path.join(cache, marker)},   # on the step's command line
+            timeout=60))
+        await _until_async(lambda: _pids_with(marker), "the step is running")
+        for pid in _sshd_children(sshd.process.pid):   # this session's connection is the only one
+            os.kill(pid, signal.SIGKILL)
+        try:
+            await task
+        except Exception as err:  # noqa: BLE001 - the error is what we look at
+            return err, agent.info["pid"]
+        raise AssertionError("the document finished although its connection was cut")
+
+    error, agent_pid = run(scenario())
+    assert error.reason.value == "connection_lost"
+    assert str(error).startswith("web-1 (127.0.0.1:")
+    _wait_until(lambda: not _pids_with(marker), "the cancelled step's process is killed")
+    assert _alive(agent_pid), "the resident agent itself carries on"
+
+
+def test_idle_agent_ends_by_itself(sshd, make_node, run, cache):
+    node = make_node("web-1", **sshd.spec())
+
+    async def once():
+        agent = AgentSession(transport_for(node), directory=cache, resident=True,
+                             idle_timeout=1, close_transport=True)
+        await agent.open()
+        pid = agent.info["pid"]
+        await agent.close()
+        return pid
+
+    pid = run(once())
+    _wait_until(lambda: not _alive(pid), "the idle agent exits")
+    assert not [name for name in os.listdir(cache) if name.endswith(".sock")]
+
+
+# ---------------------------------------------------------------- helpers
+
+def _sshd_children(sshd_pid: int) -> set[int]:
+    """The per-connection sshd processes of our server."""
+    children = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == sshd_pid:
+            children.add(int(entry))
+    return children
+
+
+def _pids_with(marker: str) -> list[int]:
+    return pids_where(lambda argv: any(marker.encode() in arg for arg in argv))
+
+
+async def _until_async(predicate, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {DEADLINE:g}s: {what}")
