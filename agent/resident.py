@@ -15,8 +15,9 @@ Every connection is a session of its own: the same JSON lines as `agent.serve` o
 answered by a `serve.Server` in a thread, so a session never waits for another. A request
 is cancelled when its connection ends under it (the controller died or its SSH connection
 was cut): the running document's process group is killed, as when the stdio agent loses
-its pipe. The agent exits after `--idle-timeout` seconds without a connection, or on
-SIGTERM/SIGINT (running documents are cancelled first).
+its pipe. The agent exits after `--idle-timeout` seconds without a connection, on a
+session's `shutdown` request (`plumb agent stop`), or on SIGTERM/SIGINT; a signal cancels
+running documents first, `shutdown` lets them finish.
 
 The socket lives in the agent's cache directory and is created 0600 (umask 077) for the
 node user; under `sudo`, the agent runs as root and hands the socket to SUDO_UID, so only
@@ -163,6 +164,7 @@ class Daemon:
         self.guard = threading.Lock()
         self.last_active = time.monotonic()
         self.stopping = False
+        self.signalled = False
         self.inode = 0
 
     def fds(self):
@@ -274,6 +276,8 @@ class Daemon:
                     going_on = server.handle(raw)
                 finally:
                     watch.stop()
+                if server.shutdown:
+                    self.stopping = True   # the main loop ends us within a tick
                 if not going_on or self.stopping:
                     break
         except OSError:
@@ -289,7 +293,7 @@ class Daemon:
                     pass
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        self.stopping = True   # only a flag: the main loop sees it within a tick
+        self.stopping = self.signalled = True   # only flags: the main loop sees them within a tick
 
     def _shutdown(self) -> None:
         """Stop listening, remove our socket (not a successor's), release the lock so a new
@@ -304,12 +308,14 @@ class Daemon:
         if self.lock_fd >= 0:
             os.close(self.lock_fd)
             self.lock_fd = -1
-        if self.stopping:
+        if self.signalled:
             with self.guard:
                 for server in self.sessions:
                     server.stopping = True
                     server.cancel.set()
-        deadline = time.monotonic() + 10.0
+        # Signalled: cancelled documents answer within moments. Asked by `shutdown` or idle:
+        # what runs finishes (each step has its own timeout).
+        deadline = time.monotonic() + 10.0 if self.signalled else math.inf
         while self._busy() and time.monotonic() < deadline:
             time.sleep(0.05)
 

@@ -4,7 +4,7 @@ Owns the `serve` protocol. The controller (`reconciler.transport.session.AgentSe
 starts `python3 plumb-agent-<hash>.pyz serve` once per node per cycle and sends every
 request as one line:
 
-    {"id": 7, "op": "hello" | "collect" | "execute" | "exit", "args": {...}}
+    {"id": 7, "op": "hello" | "collect" | "execute" | "exit" | "shutdown", "args": {...}}
 
 For each request the agent answers, tagged with the same id, zero or more
 `{"id": 7, "event": {...}}` lines (execute's streamed events, invocation_finished
@@ -12,6 +12,8 @@ included) and then exactly one `{"id": 7, "result": {...}}` or
 `{"id": 7, "error": {"type": ..., "message": ...}}`. Requests are served one at a time, in
 order. A bad line gets an error (with id null when it has no usable id) and the agent keeps
 serving; `exit` or the end of input ends it with status 0. Every line is flushed at once.
+`shutdown` is `exit` for this agent, and for a resident agent also the end of the agent
+itself once its other sessions' requests are answered.
 
 `serve --listen SOCKET` serves the same protocol on a Unix socket and stays running between
 sessions (agent/resident.py).
@@ -27,6 +29,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from typing import Any, BinaryIO, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -80,12 +83,14 @@ class Server:
         self.cancel = threading.Event()
         self.busy = False
         self.stopping = False
+        self.shutdown = False   # the session asked the whole (resident) agent to end
 
     def handle(self, raw: bytes) -> bool:
         request_id: Optional[int] = None
         try:
             request_id, op, args = parse_request(raw)
-            if op == "exit":
+            if op in ("exit", "shutdown"):
+                self.shutdown = op == "shutdown"
                 self.write({"id": request_id, "result": {}})
                 return False
             self.busy = True
@@ -151,7 +156,7 @@ def parse_request(raw: bytes) -> Tuple[int, str, Mapping[str, Any]]:
 
 def ops() -> List[str]:
     """What this agent serves; the executor is looked for, not imported (hello stays cheap)."""
-    served = ["hello", "collect", "exit"]
+    served = ["hello", "collect", "exit", "shutdown"]
     if importlib.util.find_spec("agent.executor") is not None:
         served.insert(2, "execute")
     return served
@@ -161,6 +166,7 @@ def hello() -> Dict[str, Any]:
     uname = os.uname()
     return {
         "resident": "agent.resident" in sys.modules,
+        "startedAt": _started_at(),
         "agentVersion": __version__,
         "protocol": PROTOCOL_VERSION,
         "python": "%d.%d.%d" % tuple(sys.version_info[:3]),
@@ -168,6 +174,22 @@ def hello() -> Dict[str, Any]:
         "platform": "%s-%s-%s" % (uname.sysname, uname.release, uname.machine),
         "ops": ops(),
     }
+
+
+def _started_at() -> str:
+    """When this agent process started (UTC, ISO 8601): from /proc where there is one."""
+    try:
+        with open("/proc/self/stat", "rb") as handle:
+            ticks = int(handle.read().rsplit(b")", 1)[1].split()[19])
+        with open("/proc/stat", "rb") as handle:
+            boot = next(int(line.split()[1]) for line in handle if line.startswith(b"btime "))
+        started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        started = _IMPORTED
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+
+
+_IMPORTED = time.time()
 
 
 def collect(args: Mapping[str, Any]) -> Dict[str, Any]:

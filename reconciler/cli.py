@@ -187,4 +187,4 @@ def _echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-from . import cli_nodes, cli_ops, cli_params, cli_patch, cli_plan, cli_reports  # noqa: E402,F401  (register their commands on `main`)
+from . import cli_agent, cli_nodes, cli_ops, cli_params, cli_patch, cli_plan, cli_reports  # noqa: E402,F401  (register their commands on `main`)

@@ -54,13 +54,19 @@ COLLECT_DEADLINE_SHARE = 0.8
 # "serve": says `plumb-launch: ready DIR` and becomes the agent on stdio. Modes "resident"
 # and "restart": say `plumb-launch: at DIR`, then `plumb-launch: listening` when the
 # resident agent's socket is there (resident only), else start it detached and relay its
-# `started PID` / `running PID` / `failed REASON`, and end.
+# `started PID` / `running PID` / `failed REASON`, and end. Mode "find" lists the resident
+# agents' sockets in the directory (`plumb-launch: socket PATH` ..., `plumb-launch: end`),
+# of any version, and starts nothing.
 LAUNCH_SCRIPT = r"""
 case $2 in
   "~/.cache/"*) dir=${XDG_CACHE_HOME:-$HOME/.cache}/${2#"~/.cache/"} ;;
   "~/"*) dir=$HOME/${2#"~/"} ;;
   *) dir=$2 ;;
 esac
+if [ "$6" = find ]; then
+  for sock in "$dir"/plumb-agent-*.sock; do [ -S "$sock" ] && echo "plumb-launch: socket $sock"; done
+  echo "plumb-launch: end"; exit 0
+fi
 command -v "$1" >/dev/null 2>&1 || { echo "plumb-launch: no-python"; exit 127; }
 run="$dir/${3%.pyz}"
 if [ ! -f "$run/__main__.py" ]; then
@@ -194,6 +200,35 @@ class AgentSession:
             return False
         self.mode, self.fallback = "resident", ""
         return True
+
+    # ------------------------------------------------------------------ resident agents
+
+    async def resident_sockets(self) -> list[str]:
+        """The sockets of the resident agents (any version) in the node's agent directory;
+        nothing is uploaded or started."""
+        argv = ["sh", "-c", LAUNCH_SCRIPT, "plumb-launch", self.python, self.directory, "-",
+                "", "", "find", "0"]
+        result = await self.transport.run(argv, timeout=LAUNCH_TIMEOUT)
+        lines = result.stdout.decode("utf-8", "replace").splitlines()
+        if not result.ok or f"{LAUNCH_PREFIX}end" not in lines:
+            detail = _last_line(result.stderr.decode("utf-8", "replace")) or f"exit {result.exit_status}"
+            raise self._error(Reason.AGENT_FAILED, f"cannot list the resident agents: {detail}")
+        prefix = f"{LAUNCH_PREFIX}socket "
+        return [line[len(prefix):] for line in lines if line.startswith(prefix)]
+
+    async def attach(self, path: str) -> dict:
+        """Connect this (unopened) session to the resident agent at `path`; its hello.
+        COMMAND_FAILED when nobody answers there (a stale socket) or forwarding is refused."""
+        self._process = await self.transport.open_stream(path)
+        self.mode = "resident"
+        self.info = await self.request("hello", {})
+        return self.info
+
+    async def shutdown(self) -> None:
+        """Ask the resident agent to end (after what its other sessions run), and close."""
+        await self.request("shutdown", {}, timeout=EXIT_TIMEOUT)
+        self._broken = "the agent was asked to shut down"
+        await self.close()
 
     def _socket_name(self, name: str) -> str:
         return name[: -len(".pyz")] + ("-sudo" if self.become == "sudo" else "") + ".sock"

@@ -414,3 +414,19 @@ def test_steps_keep_the_umask_the_agent_was_started_with(agents):
     os.umask(expected)
     assert final["result"]["status"] == "Success"
     assert output.strip() == "%04o" % expected
+
+
+def test_shutdown_ends_the_agent_after_other_sessions_finish(agents):
+    pid = agents.running()
+    flag = agents.path("flag-shutdown")
+    with Connection(agents.socket) as busy, Connection(agents.socket) as other:
+        agents.execute(busy, 5, "while [ ! -e %s ]; do sleep 0.05; done" % flag, "echo done")
+        assert busy.read()["event"]["event"] == "step_started"
+        assert other.request(1, "shutdown") == {"id": 1, "result": {}}
+        assert other.at_end(), "the asking session ends"
+        wait_for(lambda: not os.path.exists(agents.socket), "the socket is removed")
+        assert alive(pid), "a running document is let finish"
+        Path(flag).touch()
+        events, final = busy.answer(5)
+        assert final["result"]["status"] == "Success"
+    wait_for(lambda: not alive(pid), "the agent ends")

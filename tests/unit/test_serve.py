@@ -90,8 +90,9 @@ def test_execute_streams_tagged_events_then_the_result():
     assert answers[-1]["result"]["status"] == "Success"
 
 
-def test_exit_answers_then_ends_the_session():
-    answers, status = serve({"id": 1, "op": "exit"}, {"id": 2, "op": "hello"})
+@pytest.mark.parametrize("op", ["exit", "shutdown"])
+def test_exit_answers_then_ends_the_session(op):
+    answers, status = serve({"id": 1, "op": op}, {"id": 2, "op": "hello"})
     assert answers == [{"id": 1, "result": {}}] and status == 0
 
 
