@@ -230,3 +230,20 @@ async def _until_async(predicate, what: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"not within {DEADLINE:g}s: {what}")
+
+
+def test_where_no_socket_can_be_made_the_session_agent_serves(run, tmp_path):
+    """A directory too deep for a Unix socket path (107 bytes): the per-session agent, and why."""
+    from reconciler.transport.local import LocalTransport
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+
+    async def scenario():
+        agent = AgentSession(LocalTransport("local"), directory=str(deep), resident=True)
+        async with agent:
+            inventory = await agent.collect(types=["AWS:File"], files=["/etc/hostname"])
+            return agent.mode, agent.fallback, inventory["Types"]["AWS:File"]["Status"]
+
+    mode, why, status = run(scenario())
+    assert (mode, status) == ("session", "ok")
+    assert "the resident agent did not start: failed cannot listen" in why and "too long" in why
