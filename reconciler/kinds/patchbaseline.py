@@ -33,8 +33,14 @@ RULE_KEYS = {
     "MACOS": frozenset({"PRODUCT", "CLASSIFICATION"}),
 }
 _APT_NAME = re.compile(r"^[a-z0-9][a-z0-9+.\-]+$")
+# Bugzilla id, CVE id, advisory id, or a package in one of SSM's spellings: name, name.arch,
+# name-version[-release][.arch], with an epoch where SSM allows one (name-E:V-R.arch,
+# E:name-V-R.arch, name.arch:E:V-R, E:V-R).
 _YUM_APPROVED = re.compile(
-    r"^(\d+|CVE-\d{4}-\d{4,}|[A-Z]+-\d{4}[:-]\d+|[A-Za-z0-9_.+\-*]+(-[A-Za-z0-9_.+*~]+){0,2}(\.[a-z0-9_*]+)?)$")
+    r"^(\d+|CVE-\d{4}-\d{4,}|[A-Z]+-\d{4}[:-]\d+"
+    r"|(\d+:)?[A-Za-z0-9_.+\-*]+(-(\d+:)?[A-Za-z0-9_.+*~]+){0,2}(\.[a-z0-9_*]+)?"
+    r"|[A-Za-z0-9_.+\-*]+\.[a-z0-9_*]+:\d+:[A-Za-z0-9_.+*~]+(-[A-Za-z0-9_.+*~]+)?"
+    r"|\d+:[A-Za-z0-9_.+*~]+-[A-Za-z0-9_.+*~]+)$")
 
 
 @dataclass(frozen=True)

@@ -127,9 +127,10 @@ class TestDates:
 
 
 class TestLists:
-    # SSM also accepts epoch forms (openssl-1:3.0.7-27.el9.x86_64); kinds.patchbaseline does not, yet
     @pytest.mark.parametrize("entry", ["openssl", "openssl.x86_64", "openssl-3.0.7-27.el9.x86_64",
-                                       "openssl-3.0.7-27.el9", "openssl-3.0.7*", "RHSA-2024:2447"])
+                                       "openssl-3.0.7-27.el9", "openssl-3.0.7*", "RHSA-2024:2447",
+                                       "openssl-1:3.0.7-27.el9.x86_64", "1:openssl-3.0.7-27.el9.x86_64",
+                                       "openssl.x86_64:1:3.0.7-27.el9", "1:3.0.7-27.el9"])
     def test_approved_patch_formats(self, inventory, rhel, entry):
         report = run(rhel(f"approvedPatches: ['{entry}']\napprovedPatchesComplianceLevel: HIGH"), inventory("rhel9"))
         assert missing(report) == {"openssl"}
