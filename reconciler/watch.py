@@ -9,14 +9,18 @@ due; SIGTERM/SIGINT, the /metrics server, and one line of output per cycle. Call
 Level-based, as controller-runtime: every wake-up re-reads the manifests' digest, so a
 missed file event only delays a change until the next tick. The decisions (what is due,
 which nodes back off, what a cycle may apply) are pure and live in `schedulestate`; the
-metric names in `metrics`. Run history is kept in memory: a restart runs every
-association once (as on create), except applyOnlyAtCronInterval and future at() ones.
+metric names in `metrics`. Run history (when each association was first seen and last
+ran) is saved in the state store per watch scope (its --targets/--node): a restart takes it
+up and keeps to the schedules, unless the manifests changed while it was stopped (then
+every association runs once, as on an edit); the first start runs every association once
+(as on create), except applyOnlyAtCronInterval and future at() ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import signal
 import sys
@@ -195,6 +199,7 @@ class _Watch:
         self.valid = False
         self.revision = ""
         self.histories: dict[str, sched_state.History] = {}
+        self.saved: dict[str, tuple[str, str | None]] = {}  # the histories as last saved in the store
         self.owed: dict[str, frozenset[str]] = {}
         self.selected: list[str] = []  # the nodes the targets select in the current model
         self.backoff = sched_state.NodeBackoff(options.backoff_cap)
@@ -275,9 +280,12 @@ class _Watch:
         changed = self._reload(now)
         if self.model is None or not self.valid:
             return
+        if first and changed:
+            changed = self._resume()
         self.histories = sched_state.seen(self.timings, self.histories, now)
         due = sched_state.due(self.timings, self.histories, now, changed=changed)
         self.histories = sched_state.ran(self.histories, due.names, now)
+        self._save()
         nodes = self._nodes()
         skipped = self.backoff.start_cycle()
         work, self.owed = sched_state.node_work([n.name for n in nodes], due.names, self.owed, skipped)
@@ -287,6 +295,37 @@ class _Watch:
             await self._cycle(now, [n for n in nodes if n.name in work], work, trigger, due.names, skipped)
         else:
             self._fleet_metrics()
+
+    def _scope(self) -> str:
+        """Which watch loop this is, for its saved state: its targets and nodes."""
+        return json.dumps({"targets": sorted(self.options.targets), "nodes": sorted(self.options.nodes)})
+
+    def _resume(self) -> bool:
+        """At the first good load: take up the schedule state this watch loop saved before it
+        stopped, so a restart keeps to the schedules. True when every association must run
+        (nothing saved, or the manifests changed since)."""
+        saved = self.store.watch_state(self._scope())
+        if saved is None:
+            return True
+        digest, histories = saved
+        self.histories = {name: sched_state.History(_parse(first), _parse(last) if last else None)
+                          for name, (first, last) in histories.items()}
+        self.saved = self._saved_form()
+        changed = digest != self.digest
+        self.out.info("resumed the schedules saved by the last run of this watch" + (
+            "; the manifests changed since, so every association runs" if changed else
+            "; associations run when their schedules say"))
+        return changed
+
+    def _save(self) -> None:
+        form = self._saved_form()
+        if form != self.saved:
+            self.store.save_watch_state(self._scope(), self.digest or "", form)
+            self.saved = form
+
+    def _saved_form(self) -> dict[str, tuple[str, str | None]]:
+        return {name: (_iso(h.first_seen), _iso(h.last_run) if h.last_run else None)
+                for name, h in self.histories.items()}
 
     def _pull(self) -> None:
         if not self.options.git_pull:
@@ -310,7 +349,8 @@ class _Watch:
         model replaced the last one."""
         try:
             registered = self.store.registered_nodes()
-            digest = gitinfo.digest(self.root) + ":" + str(hash(tuple((n, t) for n, t, _, _ in registered)))
+            nodes = hashlib.sha256(json.dumps([(n, t) for n, t, _, _ in registered]).encode()).hexdigest()
+            digest = gitinfo.digest(self.root) + ":" + nodes[:16]
         except OSError as exc:  # a file vanished mid-walk: look again next time
             self.out.warn(f"cannot read {self.root}: {exc}")
             return False
@@ -490,3 +530,7 @@ def _now() -> datetime:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)

@@ -275,6 +275,17 @@ class Store(abc.ABC):
     def registered_nodes(self) -> list[tuple[str, str, str, str]]:
         """(name, manifest text, registered_at, registered_by) of every registered node, by name."""
 
+    # --- the watch loop's schedule state -------------------------------------------------
+    @abc.abstractmethod
+    def watch_state(self, scope: str) -> tuple[str, dict[str, tuple[str, str | None]]] | None:
+        """(manifests digest, {association: (first_seen, last_run or None)}) the watch loop
+        with this scope (its targets) saved last, as ISO 8601 UTC times; None if none."""
+
+    @abc.abstractmethod
+    def save_watch_state(self, scope: str, digest: str,
+                         histories: dict[str, tuple[str, str | None]]) -> None:
+        """Replace the schedule state of the watch loop with this scope."""
+
     # --- Parameter Store -----------------------------------------------------------------
     @abc.abstractmethod
     def parameter(self, name: str) -> ParameterRecord | None:

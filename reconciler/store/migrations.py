@@ -188,4 +188,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             registered_by TEXT NOT NULL
         )
     """),
+    (9, "the watch loop's schedule state, so a restart keeps to the schedules", """
+        CREATE TABLE watch_state (
+            scope       TEXT PRIMARY KEY,
+            digest      TEXT NOT NULL,
+            histories   TEXT NOT NULL,
+            updated_at  TEXT NOT NULL
+        )
+    """),
 ]

@@ -410,6 +410,19 @@ class SQLiteStore(_ReconcileRecords, _ParameterStore, Store):
         return [tuple(r) for r in self._db.execute("SELECT name, manifest, registered_at, registered_by FROM "
                                                    "registered_nodes ORDER BY name")]
 
+    def watch_state(self, scope: str) -> tuple[str, dict[str, tuple[str, str | None]]] | None:
+        row = self._db.execute("SELECT digest, histories FROM watch_state WHERE scope = ?", (scope,)).fetchone()
+        if row is None:
+            return None
+        return row[0], {name: (first, last) for name, (first, last) in json.loads(row[1]).items()}
+
+    def save_watch_state(self, scope: str, digest: str,
+                         histories: dict[str, tuple[str, str | None]]) -> None:
+        with self._tx():
+            self._db.execute("INSERT INTO watch_state VALUES (?, ?, ?, ?) ON CONFLICT(scope) DO UPDATE SET "
+                             "digest=excluded.digest, histories=excluded.histories, updated_at=excluded.updated_at",
+                             (scope, digest, json.dumps(histories, sort_keys=True), utcnow()))
+
     def first_seen_anywhere(self, kind: str, keys) -> dict[str, str]:
         found: dict[str, str] = {}
         for chunk in _chunks(sorted(set(keys))):

@@ -351,3 +351,32 @@ def test_an_unreachable_node_backs_off_and_is_retried_with_what_it_missed(fleet,
     assert any(line.startswith('plumb_node_backoff_cycles{node="gone"} ') for line in lines)
     watcher.process.send_signal(signal.SIGTERM)
     assert watcher.wait() == 0
+
+
+# --- restarts ----------------------------------------------------------------------------------
+
+
+def test_a_restart_keeps_to_the_schedules_and_a_change_made_while_stopped_runs_everything(fleet, watch):
+    daily = fleet.node_dir / "daily"
+    fleet.write("daily.yaml", association("daily", {daily: "d\n"}, scheduleExpression="rate(1 day)"))
+    fleet.commit("daily")
+    first = watch(max_cycles=1)
+    assert first.next_cycle()["due"] == ["daily", "demo"]
+    assert first.wait() == 0, first.log()
+
+    fleet.motd.write_text("edited by hand\n")   # drift: corrected at the next scheduled run, not by a restart
+    again = watch(output="text")
+    again.wait_for_log("resumed the schedules saved by the last run of this watch; associations run when "
+                       "their schedules say")
+    again.process.send_signal(signal.SIGTERM)
+    assert again.wait() == 0, again.log()
+    assert not any(" cycle " in line for line in again.stdout), "nothing was due: no cycle"
+    assert fleet.motd.read_text() == "edited by hand\n"
+
+    fleet.demo("three\n")                        # edited while no watch runs
+    third = watch(max_cycles=1, output="text")
+    assert third.wait() == 0, third.log()
+    assert "the manifests changed since, so every association runs" in third.log()
+    (line,) = [line for line in third.stdout if " cycle 1 (start) " in line]
+    assert "due: daily, demo" in line
+    assert fleet.motd.read_text() == "three\n"
