@@ -17,7 +17,8 @@ is cancelled when its connection ends under it (the controller died or its SSH c
 was cut): the running document's process group is killed, as when the stdio agent loses
 its pipe. The agent exits after `--idle-timeout` seconds without a connection, on a
 session's `shutdown` request (`plumb agent stop`), or on SIGTERM/SIGINT; a signal cancels
-running documents first, `shutdown` lets them finish.
+running documents first, `shutdown` lets them finish. It also ends when the controller notes
+beside it (`SOCKET.refused`) that the SSH server refuses the channel to the socket.
 
 The socket lives in the agent's cache directory and is created 0600 (umask 077) for the
 node user; under `sudo`, the agent runs as root and hands the socket to SUDO_UID, so only
@@ -166,6 +167,7 @@ class Daemon:
         self.stopping = False
         self.signalled = False
         self.inode = 0
+        self.started = time.time()
 
     def fds(self):
         return self.lock_fd, self.listener.fileno() if self.listener else -1
@@ -236,7 +238,7 @@ class Daemon:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         try:
             while not self.stopping:
-                if self._idle_for() >= self.idle:
+                if self._idle_for() >= self.idle or self._refused():
                     break
                 try:
                     ready, _, _ = select.select([self.listener], [], [], _TICK)
@@ -253,6 +255,14 @@ class Daemon:
         finally:
             self._shutdown()
         return 0
+
+    def _refused(self) -> bool:
+        """The controller noted (SOCKET.refused, after we started) that the SSH server will
+        not let it reach this socket: nobody can use us, so end."""
+        try:
+            return os.stat(self.path + ".refused").st_mtime >= self.started - 1.0
+        except OSError:
+            return False
 
     def _idle_for(self) -> float:
         with self.guard:

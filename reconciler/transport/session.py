@@ -54,7 +54,10 @@ COLLECT_DEADLINE_SHARE = 0.8
 # "serve": says `plumb-launch: ready DIR` and becomes the agent on stdio. Modes "resident"
 # and "restart": say `plumb-launch: at DIR`, then `plumb-launch: listening` when the
 # resident agent's socket is there (resident only), else start it detached and relay its
-# `started PID` / `running PID` / `failed REASON`, and end. Mode "find" lists the resident
+# `started PID` / `running PID` / `failed REASON`, and end. Mode "refused" notes on the node
+# (`SOCKET.refused`) that the SSH server refuses the channel to the socket, then acts as
+# "serve"; for an hour after that note, "resident" acts as "serve" too (and the resident
+# agent, seeing the note, ends). Mode "find" lists the resident
 # agents' sockets in the directory (`plumb-launch: socket PATH` ..., `plumb-launch: end`),
 # of any version, and starts nothing.
 LAUNCH_SCRIPT = r"""
@@ -73,14 +76,17 @@ if [ ! -f "$run/__main__.py" ]; then
   [ -f "$dir/$3" ] || { echo "plumb-launch: missing $dir"; exit 0; }
   "$1" -I -S -c "$5" "$dir/$3" "$run" || exit 1
 fi
-if [ "$6" = serve ]; then
+sock="$run${4:+-$4}.sock"
+mode=$6
+if [ "$mode" = refused ]; then : > "$sock.refused"; mode=serve; fi
+if [ "$mode" = resident ] && [ -n "$(find "$sock.refused" -mmin -60 2>/dev/null)" ]; then mode=serve; fi
+if [ "$mode" = serve ]; then
   echo "plumb-launch: ready $dir"
   if [ "$4" = sudo ]; then exec sudo -n -- "$1" -I -S "$run" serve; fi
   exec "$1" -I -S "$run" serve
 fi
-sock="$run${4:+-$4}.sock"
 echo "plumb-launch: at $dir"
-if [ "$6" = resident ] && [ -S "$sock" ]; then echo "plumb-launch: listening"; exit 0; fi
+if [ "$mode" = resident ] && [ -S "$sock" ]; then echo "plumb-launch: listening"; exit 0; fi
 if [ "$4" = sudo ]; then
   exec sudo -n -- "$1" -I -S "$run" serve --listen "$sock" --idle-timeout "$7"
 fi
@@ -165,32 +171,50 @@ class AgentSession:
         return status, directory
 
     async def _open_resident(self, data: bytes, name: str) -> bool:
-        """Connect to the node's resident agent, starting it when it is not running; False
-        (with `fallback` saying why) when the node cannot have one."""
+        """True once `_process` is the agent: the node's resident agent (started when it is
+        not running) or, where the SSH server refuses the channel to its socket, a
+        per-session agent started by the launcher command that learned it (`fallback` says
+        why). False (with `fallback`) when the caller must start a per-session agent."""
         key = (self.transport.describe(), self.python, self.become, self.directory, name)
         known = _RESIDENT.get(key)
-        if isinstance(known, tuple):
-            if time.monotonic() - known[1] < RETRY_FORWARDING_SECONDS:
-                self.fallback = known[0]
-                return False
-        elif known and await self._connect(known):
+        if isinstance(known, tuple) and time.monotonic() - known[1] < RETRY_FORWARDING_SECONDS:
+            self.fallback = known[0]
+            return False
+        if isinstance(known, str) and await self._connect(known):
             return True
         status, directory = await self._prepare(data, name, "resident")
+        if status == "ready":   # the node noted within the hour that the channel is refused
+            return self._per_session(key, "the SSH server refuses the channel to the resident agent's "
+                                          "socket (noted on the node within the last hour)")
         path = posixpath.join(directory, self._socket_name(name))
         tries = 0
         while status in ("listening", "started", "running"):
-            if await self._connect(path, status):
+            if await self._connect(path):
                 _RESIDENT[key] = path
                 return True
             if status != "listening" or tries:
                 break
             tries += 1  # a socket left by an agent that is gone: start a new one
             status, directory = await self._prepare(data, name, "restart")
+        if status in ("started", "running"):
+            # An agent listens there, yet the channel is refused: the server does not allow
+            # it (AllowStreamLocalForwarding, a restricted key). Note it on the node (the
+            # resident agent ends; later sessions go per-session at once) and serve this one.
+            why = self.fallback
+            status, _ = await self._prepare(data, name, "refused")
+            if status == "ready":
+                return self._per_session(key, f"the SSH server refuses the channel to the resident "
+                                              f"agent's socket ({why})")
         self.fallback = self.fallback or f"the resident agent did not start: {status}"
         _RESIDENT[key] = (self.fallback, time.monotonic())
         return False
 
-    async def _connect(self, path: str, status: str = "") -> bool:
+    def _per_session(self, key: tuple, why: str) -> bool:
+        self.mode, self.fallback = "session", why
+        _RESIDENT[key] = (why, time.monotonic())
+        return True
+
+    async def _connect(self, path: str) -> bool:
         try:
             self._process = await self.transport.open_stream(path)
         except TransportError as err:

@@ -140,18 +140,32 @@ def test_a_server_that_refuses_forwarding_gets_the_per_session_agent(
     with start_sshd(tmp_path_factory.mktemp("sshd-nofwd"), "AllowStreamLocalForwarding no") as server:
         node = make_node("locked-1", **server.spec())
 
-        async def twice():
-            outcomes = []
-            for _ in range(2):
-                agent = await _open(node, cache)
-                inventory = await agent.collect(types=["AWS:File"], files=["/etc/hostname"])
-                outcomes.append((agent.mode, agent.fallback, inventory["Types"]["AWS:File"]["Status"]))
-                await agent.close()
-            return outcomes
+        async def session(fresh: bool):
+            if fresh:    # as a new controller process: nothing remembered in memory
+                session_module._RESIDENT.clear()
+            agent = session_for(node, directory=cache)
+            commands = []
+            started = agent.transport.start
+            agent.transport.start = lambda argv: commands.append(argv[-2]) or started(argv)
+            await agent.open()
+            inventory = await agent.collect(types=["AWS:File"], files=["/etc/hostname"])
+            await agent.close()
+            return agent.mode, agent.fallback, inventory["Types"]["AWS:File"]["Status"], commands
 
-        (mode, why, status), (mode_again, why_again, _) = run(twice())
-    assert (mode, status, mode_again) == ("session", "ok", "session")
-    assert "refused a connection" in why and why_again == why, "learned once, not retried each time"
+        first = run(session(fresh=True))
+        same_process = run(session(fresh=False))
+        new_process = run(session(fresh=True))
+    mode, why, status, commands = first
+    assert (mode, status) == ("session", "ok")
+    assert "refuses the channel to the resident agent's socket" in why
+    # upload (the first launcher finds no agent), start the resident agent, learn the refusal:
+    # the launcher that notes it starts the per-session agent
+    assert commands == ["resident", "resident", "refused"]
+    _wait_until(lambda: not [n for n in os.listdir(cache) if n.endswith(".sock")],
+                "the resident agent nobody can reach ends")
+    assert same_process[0] == "session" and same_process[3] == ["serve"], "remembered in this process"
+    assert new_process[0] == "session" and "noted on the node" in new_process[1]
+    assert new_process[3] == ["resident"], "one command, as a per-session agent always took"
 
 
 def test_a_connection_cut_mid_document_is_lost_and_the_step_is_stopped(
