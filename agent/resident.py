@@ -238,13 +238,14 @@ class Daemon:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         try:
             while not self.stopping:
-                if self._idle_for() >= self.idle or self._refused():
-                    break
                 try:
                     ready, _, _ = select.select([self.listener], [], [], _TICK)
                 except InterruptedError:
                     continue
                 if not ready:
+                    # idle only with no connection waiting: one that came as the time ran out is served
+                    if self._idle_for() >= self.idle or self._refused():
+                        break
                     continue
                 try:
                     conn, _ = self.listener.accept()

@@ -156,9 +156,31 @@ class AgentSession:
             if status != "ready":
                 raise self._error(Reason.AGENT_FAILED, f"the agent did not start: {status}")
             self.mode = "session"
-        self.info = await self.request("hello", {})
+        try:
+            self.info = await self.request("hello", {})
+        except TransportError as err:
+            if self.mode != "resident" or err.reason not in (Reason.AGENT_FAILED, Reason.CONNECTION_LOST):
+                raise
+            # The resident agent ended as we connected (its idle time ran out, it was
+            # stopped): start over once, which finds its socket gone or stale.
+            await self._restart_resident(data, name)
         self._check_version(str(self.info.get("python", "")))
         return self
+
+    async def _restart_resident(self, data: bytes, name: str) -> None:
+        if self._process is not None:
+            await self._process.close(force=True)
+        self._process, self._broken = None, ""
+        _RESIDENT.pop(self._key(name), None)
+        if not await self._open_resident(data, name):
+            status, _ = await self._prepare(data, name, "serve")
+            if status != "ready":
+                raise self._error(Reason.AGENT_FAILED, f"the agent did not start: {status}")
+            self.mode = "session"
+        self.info = await self.request("hello", {})
+
+    def _key(self, name: str) -> tuple:
+        return (self.transport.describe(), self.python, self.become, self.directory, name)
 
     async def _prepare(self, data: bytes, name: str, mode: str) -> tuple[str, str]:
         """Run the launcher in `mode`, uploading the zipapp first when the node lacks it."""
@@ -175,7 +197,7 @@ class AgentSession:
         not running) or, where the SSH server refuses the channel to its socket, a
         per-session agent started by the launcher command that learned it (`fallback` says
         why). False (with `fallback`) when the caller must start a per-session agent."""
-        key = (self.transport.describe(), self.python, self.become, self.directory, name)
+        key = self._key(name)
         known = _RESIDENT.get(key)
         if isinstance(known, tuple) and time.monotonic() - known[1] < RETRY_FORWARDING_SECONDS:
             self.fallback = known[0]

@@ -261,3 +261,38 @@ def test_where_no_socket_can_be_made_the_session_agent_serves(run, tmp_path):
     mode, why, status = run(scenario())
     assert (mode, status) == ("session", "ok")
     assert "the resident agent did not start: failed cannot listen" in why and "too long" in why
+
+
+def test_an_agent_that_ends_as_a_session_connects_is_started_again(run, cache):
+    """The race of an idle timeout: the socket accepts, then the agent is gone. The session
+    starts over once and gets a new agent."""
+    import socket
+    import threading
+
+    from reconciler.transport.local import LocalTransport
+
+    def session():
+        return AgentSession(LocalTransport("local"), directory=cache, resident=True)
+
+    async def pid_of_new_session():
+        agent = session()
+        async with agent:
+            return agent.info["pid"], agent.mode
+
+    old, _ = run(pid_of_new_session())
+    path = next(os.path.join(cache, n) for n in os.listdir(cache) if n.endswith(".sock"))
+    os.kill(old, signal.SIGKILL)
+    _wait_until(lambda: not _alive(old), "the old agent is gone")
+    os.unlink(path)
+    ending = socket.socket(socket.AF_UNIX)       # accepts one connection, then ends, like an agent
+    ending.bind(path)                            # whose idle time ran out as we connected
+    ending.listen(1)
+
+    def accept_then_end():
+        conn, _ = ending.accept()
+        conn.close()
+        ending.close()
+
+    threading.Thread(target=accept_then_end, daemon=True).start()
+    new, mode = run(pid_of_new_session())        # the path is remembered: straight to the socket
+    assert mode == "resident" and new != old and _alive(new)
