@@ -63,7 +63,8 @@ def _agents(options: Options, targets, names, limit: int, stop: bool) -> None:
     if options.output == "json":
         _echo_json({"format_version": "1.0", "nodes": [
             {"node": r.node, "ok": r.ok, "error": r.error or None, "reason": r.reason or None,
-             "resident": r.resident, "agents": [a.as_json() for a in r.agents]} for r in reports]})
+             "resident": r.resident, "forwarding_refused": r.refused,
+             "agents": [a.as_json() for a in r.agents]} for r in reports]})
     else:
         for report in reports:
             for line in _lines(report, stop):
@@ -79,6 +80,10 @@ def _lines(report: NodeAgents, stop: bool) -> list[str]:
         return [f"{report.node}: {report.error}"]
     if not report.agents:
         why = "" if report.resident else " (spec.agent.resident is false: started per session)"
+        if report.refused:
+            why = (" (its SSH server refuses the channel to the agent's socket, noted on the node within "
+                   "the hour: sessions start the agent per session; allow AllowStreamLocalForwarding, or "
+                   "set agent: {resident: false})")
         return [f"{report.node}: no resident agent{why}"]
     lines = []
     for agent in report.agents:

@@ -48,6 +48,7 @@ class NodeAgents:
     error: str = ""
     reason: str = ""
     resident: bool = True      # the node's spec.agent.resident
+    refused: bool = False      # the node notes that its SSH server refuses the channel to the socket
 
     @property
     def ok(self) -> bool:
@@ -55,15 +56,18 @@ class NodeAgents:
 
 
 async def resident_agents(nodes: Sequence[Node], *, stop: bool = False, limit: int = 64,
-                          on_result: Callable[[NodeAgents], None] | None = None) -> list[NodeAgents]:
-    """Each node's resident agents; with `stop`, each running one is asked to shut down."""
+                          on_result: Callable[[NodeAgents], None] | None = None,
+                          directory: str = agentpack.DEFAULT_DIR) -> list[NodeAgents]:
+    """Each node's resident agents; with `stop`, each running one is asked to shut down.
+    `directory`: the agent directory on the nodes (the sessions' default)."""
     current = agentpack.agent_filename(agentpack.agent_zipapp()[1])[len("plumb-agent-"):-len(".pyz")]
 
     async def one(node: Node) -> NodeAgents:
-        session = session_for(node)
+        session = session_for(node, directory=directory)
         report = NodeAgents(node.name, resident=node.resident_agent)
         try:
-            for path in await session.resident_sockets():
+            sockets, report.refused = await session.resident_sockets()
+            for path in sockets:
                 report.agents.append(await _one_agent(session, path, current, stop))
         finally:
             await session.close()

@@ -59,7 +59,7 @@ COLLECT_DEADLINE_SHARE = 0.8
 # "serve"; for an hour after that note, "resident" acts as "serve" too (and the resident
 # agent, seeing the note, ends). Mode "find" lists the resident
 # agents' sockets in the directory (`plumb-launch: socket PATH` ..., `plumb-launch: end`),
-# of any version, and starts nothing.
+# of any version, and fresh refusal notes (`plumb-launch: refused PATH`); it starts nothing.
 LAUNCH_SCRIPT = r"""
 case $2 in
   "~/.cache/"*) dir=${XDG_CACHE_HOME:-$HOME/.cache}/${2#"~/.cache/"} ;;
@@ -68,6 +68,9 @@ case $2 in
 esac
 if [ "$6" = find ]; then
   for sock in "$dir"/plumb-agent-*.sock; do [ -S "$sock" ] && echo "plumb-launch: socket $sock"; done
+  for note in "$dir"/plumb-agent-*.sock.refused; do
+    [ -n "$(find "$note" -mmin -60 2>/dev/null)" ] && echo "plumb-launch: refused $note"
+  done
   echo "plumb-launch: end"; exit 0
 fi
 command -v "$1" >/dev/null 2>&1 || { echo "plumb-launch: no-python"; exit 127; }
@@ -249,9 +252,10 @@ class AgentSession:
 
     # ------------------------------------------------------------------ resident agents
 
-    async def resident_sockets(self) -> list[str]:
-        """The sockets of the resident agents (any version) in the node's agent directory;
-        nothing is uploaded or started."""
+    async def resident_sockets(self) -> tuple[list[str], bool]:
+        """The sockets of the resident agents (any version) in the node's agent directory,
+        and whether the node notes (within the hour) that its SSH server refuses the channel
+        to them; nothing is uploaded or started."""
         argv = ["sh", "-c", LAUNCH_SCRIPT, "plumb-launch", self.python, self.directory, "-",
                 "", "", "find", "0"]
         result = await self.transport.run(argv, timeout=LAUNCH_TIMEOUT)
@@ -260,7 +264,8 @@ class AgentSession:
             detail = _last_line(result.stderr.decode("utf-8", "replace")) or f"exit {result.exit_status}"
             raise self._error(Reason.AGENT_FAILED, f"cannot list the resident agents: {detail}")
         prefix = f"{LAUNCH_PREFIX}socket "
-        return [line[len(prefix):] for line in lines if line.startswith(prefix)]
+        return ([line[len(prefix):] for line in lines if line.startswith(prefix)],
+                any(line.startswith(f"{LAUNCH_PREFIX}refused ") for line in lines))
 
     async def attach(self, path: str) -> dict:
         """Connect this (unopened) session to the resident agent at `path`; its hello.

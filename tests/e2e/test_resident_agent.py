@@ -15,6 +15,7 @@ import pytest
 
 from conftest import pids_where, resident_agents
 from e2e.conftest import start_sshd
+from reconciler.engine.agents import resident_agents as agents_on_nodes
 from reconciler.transport import session_for, transport_for
 from reconciler.transport import session as session_module
 from reconciler.transport.session import AgentSession
@@ -155,17 +156,19 @@ def test_a_server_that_refuses_forwarding_gets_the_per_session_agent(
         first = run(session(fresh=True))
         same_process = run(session(fresh=False))
         new_process = run(session(fresh=True))
+        _wait_until(lambda: not [n for n in os.listdir(cache) if n.endswith(".sock")],
+                    "the resident agent nobody can reach ends")
+        (report,) = run(agents_on_nodes([node], directory=cache))
     mode, why, status, commands = first
     assert (mode, status) == ("session", "ok")
     assert "refuses the channel to the resident agent's socket" in why
     # upload (the first launcher finds no agent), start the resident agent, learn the refusal:
     # the launcher that notes it starts the per-session agent
     assert commands == ["resident", "resident", "refused"]
-    _wait_until(lambda: not [n for n in os.listdir(cache) if n.endswith(".sock")],
-                "the resident agent nobody can reach ends")
     assert same_process[0] == "session" and same_process[3] == ["serve"], "remembered in this process"
     assert new_process[0] == "session" and "noted on the node" in new_process[1]
     assert new_process[3] == ["resident"], "one command, as a per-session agent always took"
+    assert report.ok and report.refused and report.agents == [], "plumb agent status says why"
 
 
 def test_a_connection_cut_mid_document_is_lost_and_the_step_is_stopped(
