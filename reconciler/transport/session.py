@@ -97,9 +97,14 @@ exec "$1" -I -S "$run" serve --listen "$sock" --idle-timeout "$7"
 """
 
 # Unpacks the zipapp into a byte-compiled directory, atomically (a concurrent session
-# may win the race; its copy is identical). Refuses Pythons older than 3.9.
+# may win the race; its copy is identical). Refuses Pythons older than 3.9. Then, since a
+# new version has arrived, tidies the directory: of the other agent versions, the newest
+# KEEP_VERSIONS stay; older ones go (zipapp, unpacked copy, socket files) unless a resident
+# agent still answers on their socket. A controller that still ships a removed version
+# uploads it again.
+KEEP_VERSIONS = 4
 UNPACK = r"""
-import compileall, os, shutil, sys, tempfile, zipfile
+import compileall, glob, os, shutil, socket, sys, tempfile, zipfile
 if sys.version_info < (3, 9):
     print("plumb-launch: python %d.%d.%d" % tuple(sys.version_info[:3])); sys.exit(3)
 src, dst = sys.argv[1], sys.argv[2]
@@ -110,7 +115,35 @@ try:
     os.rename(tmp, dst)
 except OSError:
     shutil.rmtree(tmp, ignore_errors=True)
-"""
+
+def answers(path):
+    probe = socket.socket(socket.AF_UNIX)
+    try:
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+def mtime(path):
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+others = [p for p in glob.glob(os.path.join(os.path.dirname(dst), "plumb-agent-*.pyz")) if p != src]
+for old in sorted(others, key=mtime, reverse=True)[KEEP_VERSIONS:]:
+    stem = old[:-len(".pyz")]
+    if any(answers(sock) for sock in (stem + ".sock", stem + "-sudo.sock")):
+        continue
+    shutil.rmtree(stem, ignore_errors=True)
+    for leftover in [old] + glob.glob(stem + ".sock*") + glob.glob(stem + "-sudo.sock*"):
+        try:
+            os.unlink(leftover)
+        except OSError:
+            pass
+""".replace("KEEP_VERSIONS", str(KEEP_VERSIONS))
 LAUNCH_PREFIX = "plumb-launch: "
 DEFAULT_IDLE_TIMEOUT = 3600
 RETRY_FORWARDING_SECONDS = 3600.0
