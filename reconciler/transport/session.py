@@ -150,6 +150,10 @@ RETRY_FORWARDING_SECONDS = 3600.0
 
 OnEvent = Callable[[dict], Any]
 
+
+class AgentEnded(TransportError):
+    """The agent's output ended before it answered (it exited, or its socket closed)."""
+
 # Where each node's resident agent was found, so a later session in this process connects
 # straight to its socket with no command at all: key -> socket path, or (None, when) for a
 # node that cannot be reached that way (forwarding refused, no socket possible), tried
@@ -310,7 +314,10 @@ class AgentSession:
 
     async def shutdown(self) -> None:
         """Ask the resident agent to end (after what its other sessions run), and close."""
-        await self.request("shutdown", {}, timeout=EXIT_TIMEOUT)
+        try:
+            await self.request("shutdown", {}, timeout=EXIT_TIMEOUT)
+        except AgentEnded:
+            pass   # it ended before answering (another session asked too): what we asked for
         self._broken = "the agent was asked to shut down"
         await self.close()
 
@@ -444,7 +451,8 @@ class AgentSession:
         while True:
             line = await process.read_line()
             if line is None:
-                raise self._error(Reason.AGENT_FAILED, await self._ended(process, op))
+                raise AgentEnded(Reason.AGENT_FAILED, self.transport.where() + ": "
+                                 + await self._ended(process, op))
             message = self._decode(line)
             if message.get("id") != request_id:
                 continue  # an answer to a request given up on earlier

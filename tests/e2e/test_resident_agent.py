@@ -299,3 +299,21 @@ def test_an_agent_that_ends_as_a_session_connects_is_started_again(run, cache):
     threading.Thread(target=accept_then_end, daemon=True).start()
     new, mode = run(pid_of_new_session())        # the path is remembered: straight to the socket
     assert mode == "resident" and new != old and _alive(new)
+
+
+def test_two_stops_at_once_both_succeed(run, cache):
+    """Two controllers asking one agent to shut down: whichever it answers last sees it end."""
+    from reconciler.transport.local import LocalTransport
+
+    async def scenario():
+        first = AgentSession(LocalTransport("local"), directory=cache, resident=True)
+        await first.open()
+        path = next(os.path.join(cache, n) for n in os.listdir(cache) if n.endswith(".sock"))
+        pid = first.info["pid"]
+        second = AgentSession(LocalTransport("local"))
+        await second.attach(path)
+        await asyncio.gather(first.shutdown(), second.shutdown())
+        return pid
+
+    pid = run(scenario())
+    _wait_until(lambda: not _alive(pid), "the agent ends")
