@@ -234,8 +234,9 @@ class Daemon:
     def serve_forever(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        # SIGHUP is ignored through a handler, not SIG_IGN: an ignored signal stays ignored
+        # across exec, and the steps we run must get the default dispositions.
+        signal.signal(signal.SIGHUP, _ignore)
         try:
             while not self.stopping:
                 try:
@@ -369,6 +370,10 @@ class _HangupWatch:
     def stop(self) -> None:
         self.done.set()
         self.thread.join()
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    return None
 
 
 def _sudo_owner():

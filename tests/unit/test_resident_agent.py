@@ -430,3 +430,16 @@ def test_shutdown_ends_the_agent_after_other_sessions_finish(agents):
         events, final = busy.answer(5)
         assert final["result"]["status"] == "Success"
     wait_for(lambda: not alive(pid), "the agent ends")
+
+
+def test_steps_get_the_default_signal_dispositions(agents):
+    """What the agent ignores for itself must not be inherited as ignored by the steps."""
+    agents.running()
+    with Connection(agents.socket) as conn:
+        agents.execute(conn, 4, "grep -E '^Sig(Ign|Cgt):' /proc/self/status")
+        events, final = conn.answer(4)
+    output = "".join(e.get("data", "") for e in events if e["event"] == "step_output")
+    ignored = int(next(line for line in output.splitlines() if line.startswith("SigIgn:")).split()[1], 16)
+    assert final["result"]["status"] == "Success"
+    assert not ignored & (1 << (signal.SIGHUP - 1)), "SIGHUP"
+    assert not ignored & (1 << (signal.SIGPIPE - 1)), "SIGPIPE"
