@@ -19,8 +19,10 @@ import posixpath
 import zipfile
 from pathlib import Path
 
+from .kinds.node import AGENT_DIRECTORY
+
 PACKAGE = "agent"
-DEFAULT_DIR = "~/.cache/plumb"   # on the node: $XDG_CACHE_HOME/plumb, else ~/.cache/plumb
+DEFAULT_DIR = AGENT_DIRECTORY   # on the node: $XDG_CACHE_HOME/plumb, else ~/.cache/plumb
 SHEBANG = b"#!/usr/bin/env python3\n"
 _EPOCH = (1980, 1, 1, 0, 0, 0)   # the earliest time a zip entry can carry
 _MODE = 0o100644 << 16           # a regular file, rw-r--r--

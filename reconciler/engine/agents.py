@@ -57,13 +57,13 @@ class NodeAgents:
 
 async def resident_agents(nodes: Sequence[Node], *, stop: bool = False, limit: int = 64,
                           on_result: Callable[[NodeAgents], None] | None = None,
-                          directory: str = agentpack.DEFAULT_DIR) -> list[NodeAgents]:
+                          directory: str | None = None) -> list[NodeAgents]:
     """Each node's resident agents; with `stop`, each running one is asked to shut down.
-    `directory`: the agent directory on the nodes (the sessions' default)."""
+    `directory`: the agent directory on the nodes (default: each node's own)."""
     current = agentpack.agent_filename(agentpack.agent_zipapp()[1])[len("plumb-agent-"):-len(".pyz")]
 
     async def one(node: Node) -> NodeAgents:
-        session = session_for(node, directory=directory)
+        session = session_for(node, **({"directory": directory} if directory else {}))
         report = NodeAgents(node.name, resident=node.resident_agent)
         try:
             sockets, report.refused = await session.resident_sockets()

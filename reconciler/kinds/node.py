@@ -15,6 +15,7 @@ from .base import Manifest, Meta, Origin
 
 KIND = "Node"
 SCHEMA = "node"
+AGENT_DIRECTORY = "~/.cache/plumb"   # on the node: $XDG_CACHE_HOME/plumb, else ~/.cache/plumb
 
 
 class Transport(enum.Enum):
@@ -39,6 +40,7 @@ class Node:
     description: str = ""
     resident_agent: bool = True
     agent_idle_timeout_seconds: int = 3600
+    agent_directory: str = AGENT_DIRECTORY
 
     @property
     def name(self) -> str:
@@ -74,6 +76,7 @@ def build(manifest: Manifest) -> Node:
         # ...) only when started per session; a resident one keeps the environment it had.
         resident_agent=spec.get("agent", {}).get("resident", spec.get("transport", "ssh") == "ssh"),
         agent_idle_timeout_seconds=spec.get("agent", {}).get("idleTimeoutSeconds", 3600),
+        agent_directory=spec.get("agent", {}).get("directory", AGENT_DIRECTORY),
     )
 
 

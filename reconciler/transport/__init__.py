@@ -44,6 +44,7 @@ def session_for(node: Node, **options: Any) -> AgentSession:
     """An unopened agent session on its own transport, closed along with the session."""
     options.setdefault("resident", node.resident_agent)
     options.setdefault("idle_timeout", node.agent_idle_timeout_seconds)
+    options.setdefault("directory", node.agent_directory)
     return AgentSession(transport_for(node), python=node.python, become=node.become,
                         close_transport=True, **options)
 

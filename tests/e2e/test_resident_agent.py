@@ -317,3 +317,19 @@ def test_two_stops_at_once_both_succeed(run, cache):
 
     pid = run(scenario())
     _wait_until(lambda: not _alive(pid), "the agent ends")
+
+
+def test_a_nodes_agent_directory_is_where_its_agent_lives(sshd, make_node, run, cache):
+    """spec.agent.directory: one per node where homes are shared; status looks there too."""
+    node = make_node("web-1", **sshd.spec(agent={"directory": cache}))
+
+    async def scenario():
+        agent = session_for(node)
+        async with agent:
+            pid = agent.info["pid"]
+        (report,) = await agents_on_nodes([node])
+        return agent.agent_path, pid, report
+
+    path, pid, report = run(scenario())
+    assert os.path.dirname(path) == cache
+    assert [(a.pid, a.current, os.path.dirname(a.socket)) for a in report.agents] == [(pid, True, cache)]

@@ -18,15 +18,17 @@ def node(tmp_path, **spec):
     return result.model.nodes[0]
 
 
-@pytest.mark.parametrize("spec, resident, idle", [
-    ({}, True, 3600),
-    ({"transport": "local"}, False, 3600),
-    ({"agent": {"resident": False}}, False, 3600),
-    ({"transport": "local", "agent": {"resident": True, "idleTimeoutSeconds": 60}}, True, 60),
+@pytest.mark.parametrize("spec, resident, idle, directory", [
+    ({}, True, 3600, "~/.cache/plumb"),
+    ({"transport": "local"}, False, 3600, "~/.cache/plumb"),
+    ({"agent": {"resident": False}}, False, 3600, "~/.cache/plumb"),
+    ({"transport": "local", "agent": {"resident": True, "idleTimeoutSeconds": 60}}, True, 60, "~/.cache/plumb"),
+    ({"agent": {"directory": "/var/lib/plumb-agent"}}, True, 3600, "/var/lib/plumb-agent"),
+    ({"agent": {"directory": "~/plumb"}}, True, 3600, "~/plumb"),
 ])
-def test_sessions_follow_the_nodes_agent_options(tmp_path, spec, resident, idle):
+def test_sessions_follow_the_nodes_agent_options(tmp_path, spec, resident, idle, directory):
     session = session_for(node(tmp_path, **spec))
-    assert (session.resident, session.idle_timeout) == (resident, idle)
+    assert (session.resident, session.idle_timeout, session.directory) == (resident, idle, directory)
 
 
 def test_an_explicit_choice_beats_the_node(tmp_path):
