@@ -47,9 +47,14 @@ def _labels(items) -> dict[str, str]:
 @click.option("--label", "-l", "labels", multiple=True, metavar="KEY=VALUE",
               help="A label (what tag:KEY targets match); repeatable.")
 @click.option("--description")
+@click.option("--resident-agent/--no-resident-agent", "resident", default=None,
+              help="Keep the agent running on the node between sessions (default: yes over ssh).")
+@click.option("--agent-idle-timeout", type=int, metavar="SECONDS",
+              help="A resident agent ends after this long without a session (default 3600).")
+@click.option("--agent-directory", metavar="PATH", help="Where the agent lives on the node (default ~/.cache/plumb).")
 @shared_options
 def node_register(options: Options, name, address, port, user, identity_file, known_hosts_file, transport, become,
-                  python_, labels, description):
+                  python_, labels, description, resident, agent_idle_timeout, agent_directory):
     """Register NAME (or replace its registration): a Node manifest kept in the state store."""
     spec = {"transport": transport}
     for key, value in (("address", address), ("port", port), ("user", user), ("identityFile", identity_file),
@@ -57,6 +62,10 @@ def node_register(options: Options, name, address, port, user, identity_file, kn
                        ("description", description)):
         if value is not None:
             spec[key] = value
+    agent = {key: value for key, value in (("resident", resident), ("idleTimeoutSeconds", agent_idle_timeout),
+                                           ("directory", agent_directory)) if value is not None}
+    if agent:
+        spec["agent"] = agent
     metadata = {"name": name}
     if labels:
         metadata["labels"] = _labels(labels)

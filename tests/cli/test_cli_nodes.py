@@ -53,3 +53,14 @@ def test_bad_registrations_are_refused_with_located_errors(tmp_path):
     assert clash.returncode == 1 and "is declared in" in clash.stderr
     label = _plumb(tmp_path, "node", "register", "x1", "-l", "nolabel")
     assert label.returncode == 2 and "is not key=value" in label.stderr
+
+
+def test_agent_options_are_registered_and_checked(tmp_path):
+    _manifests(tmp_path)
+    done = _plumb(tmp_path, "node", "register", "edge-1", "--address", "10.0.0.9", "--no-resident-agent",
+                  "--agent-idle-timeout", "600", "--agent-directory", "/var/lib/plumb-agent", "--output", "json")
+    assert done.returncode == 0, done.stderr
+    spec = yaml.safe_load(json.loads(done.stdout)["manifest"])["spec"]
+    assert spec["agent"] == {"resident": False, "idleTimeoutSeconds": 600, "directory": "/var/lib/plumb-agent"}
+    bad = _plumb(tmp_path, "node", "register", "edge-2", "--agent-directory", "relative/dir")
+    assert bad.returncode == 1 and "/spec/agent/directory" in bad.stderr and "was not registered" in bad.stderr
