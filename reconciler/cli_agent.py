@@ -36,17 +36,19 @@ def agent_status(options: Options, targets, names, limit):
 
 @agent_group.command("stop")
 @with_targets
+@click.option("--other-versions", is_flag=True,
+              help="Only the agents of other plumb versions (left running by an upgrade).")
 @click.option("--limit", default=64, show_default=True, help="Nodes in flight at once.")
 @shared_options
-def agent_stop(options: Options, targets, names, limit):
+def agent_stop(options: Options, targets, names, other_versions, limit):
     """Ask the nodes' resident agents to end once what they run has finished.
 
     The next session to a node starts its agent again (unless its Node says
     agent: {resident: false})."""
-    _agents(options, targets, names, limit, stop=True)
+    _agents(options, targets, names, limit, stop=True, keep_current=other_versions)
 
 
-def _agents(options: Options, targets, names, limit: int, stop: bool) -> None:
+def _agents(options: Options, targets, names, limit: int, stop: bool, keep_current: bool = False) -> None:
     nodes = _nodes(_model(options), targets, names)
     progress = Progress(len(nodes), "nodes", enabled=options.output == "text")
     style = Style.for_stream(sys.stderr)
@@ -57,7 +59,8 @@ def _agents(options: Options, targets, names, limit: int, stop: bool) -> None:
 
     for _ in nodes:
         progress.started()
-    reports = asyncio.run(resident_agents(nodes, stop=stop, limit=limit, on_result=on_result))
+    reports = asyncio.run(resident_agents(nodes, stop=stop, keep_current=keep_current, limit=limit,
+                                          on_result=on_result))
     progress.close()
     failed = [report for report in reports if not report.ok]
     if options.output == "json":
@@ -95,7 +98,7 @@ def _lines(report: NodeAgents, stop: bool) -> list[str]:
         if agent.state == "stale":
             lines.append(f"{report.node}: {label}: nobody answers on its socket ({agent.detail})")
             continue
-        verb = "stopping" if stop else "running"
+        verb = "stopping" if agent.state == "stopped" else "running"
         since = f", since {agent.started_at}" if agent.started_at else ""
         lines.append(f"{report.node}: {label} {verb}, pid {agent.pid}, Python {agent.python}{since}")
     return lines

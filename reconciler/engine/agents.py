@@ -55,10 +55,12 @@ class NodeAgents:
         return not self.error and all(agent.state != "failed" for agent in self.agents)
 
 
-async def resident_agents(nodes: Sequence[Node], *, stop: bool = False, limit: int = 64,
+async def resident_agents(nodes: Sequence[Node], *, stop: bool = False, keep_current: bool = False,
+                          limit: int = 64,
                           on_result: Callable[[NodeAgents], None] | None = None,
                           directory: str | None = None) -> list[NodeAgents]:
-    """Each node's resident agents; with `stop`, each running one is asked to shut down.
+    """Each node's resident agents; with `stop`, each running one is asked to shut down
+    (with `keep_current`, only those of other plumb versions).
     `directory`: the agent directory on the nodes (default: each node's own)."""
     current = agentpack.agent_filename(agentpack.agent_zipapp()[1])[len("plumb-agent-"):-len(".pyz")]
 
@@ -68,7 +70,7 @@ async def resident_agents(nodes: Sequence[Node], *, stop: bool = False, limit: i
         try:
             sockets, report.refused = await session.resident_sockets()
             for path in sockets:
-                report.agents.append(await _one_agent(session, path, current, stop))
+                report.agents.append(await _one_agent(session, path, current, stop, keep_current))
         finally:
             await session.close()
         if on_result is not None:
@@ -89,9 +91,11 @@ async def resident_agents(nodes: Sequence[Node], *, stop: bool = False, limit: i
     return reports
 
 
-async def _one_agent(owner: AgentSession, path: str, current: str, stop: bool) -> ResidentAgent:
+async def _one_agent(owner: AgentSession, path: str, current: str, stop: bool,
+                     keep_current: bool) -> ResidentAgent:
     match = _SOCKET.match(posixpath.basename(path))
     version, sudo = (match.group(1), bool(match.group(2))) if match else ("?", False)
+    stop = stop and not (keep_current and version == current)
     base = {"socket": path, "version_hash": version, "current": version == current, "sudo": sudo}
     session = AgentSession(owner.transport)   # shares the node's connection
     try:

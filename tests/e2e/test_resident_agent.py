@@ -333,3 +333,29 @@ def test_a_nodes_agent_directory_is_where_its_agent_lives(sshd, make_node, run, 
     path, pid, report = run(scenario())
     assert os.path.dirname(path) == cache
     assert [(a.pid, a.current, os.path.dirname(a.socket)) for a in report.agents] == [(pid, True, cache)]
+
+
+def test_stopping_other_versions_leaves_the_current_agent(make_node, run, cache):
+    """After an upgrade: `plumb agent stop --other-versions` ends the agents the old plumb left."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    node = make_node("local", transport="local", agent={"resident": True, "directory": cache})
+    old_socket = os.path.join(cache, "plumb-agent-00000000000000aa.sock")   # "another version"
+    started = subprocess.run([sys.executable, "-m", "agent.serve", "--listen", old_socket],
+                             cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=60)
+    old_pid = int(started.stdout.split()[-1])
+
+    async def scenario():
+        agent = session_for(node)
+        async with agent:
+            current_pid = agent.info["pid"]
+        (report,) = await agents_on_nodes([node], stop=True, keep_current=True)
+        return current_pid, {a.version_hash: (a.state, a.current) for a in report.agents}
+
+    current_pid, states = run(scenario())
+    assert states["00000000000000aa"] == ("stopped", False)
+    assert [state for state, current in states.values() if current] == ["running"]
+    _wait_until(lambda: not _alive(old_pid), "the other version's agent ends")
+    assert _alive(current_pid)
