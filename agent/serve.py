@@ -33,7 +33,7 @@ import time
 import traceback
 from typing import Any, BinaryIO, Callable, Dict, List, Mapping, Optional, Tuple
 
-from agent import __version__
+from agent import __version__, is_resident
 
 PROTOCOL_VERSION = 1
 
@@ -165,7 +165,7 @@ def ops() -> List[str]:
 def hello() -> Dict[str, Any]:
     uname = os.uname()
     return {
-        "resident": "agent.resident" in sys.modules,
+        "resident": is_resident(),
         "startedAt": _started_at(),
         "agentVersion": __version__,
         "protocol": PROTOCOL_VERSION,

@@ -49,7 +49,6 @@ from reconciler.kinds.node import Node  # noqa: E402
 from reconciler.loader import load  # noqa: E402
 from reconciler.transport import (DEFAULT_LIMIT, TransportError, for_each_node,  # noqa: E402
                                   session_for, transport_for)
-from reconciler.transport import session as session_module  # noqa: E402
 
 SSHD = "/usr/sbin/sshd"
 SIZES = (1, 10, 50, 100)
@@ -339,13 +338,8 @@ class Bench:
     async def targeted_new_process(self, node: Node, extra: dict) -> None:
         """(b) as the first session of a new controller process: nothing learned about where
         the node's resident agent listens, so one launcher command finds it first."""
-        session_module._RESIDENT.pop(self.memo_key(node), None)
+        session_for(node, directory=self.cache_dir(node)).forget_resident()
         await self.targeted(node, extra)
-
-    def memo_key(self, node: Node) -> tuple:
-        data, digest = agentpack.agent_zipapp()
-        return (transport_for(node).describe(), node.python, node.become, self.cache_dir(node),
-                agentpack.agent_filename(digest))
 
     async def full(self, node: Node, extra: dict) -> None:
         async with session_for(node, directory=self.cache_dir(node)) as session:

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
@@ -16,6 +16,7 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 from aptrepo import plumbtest_packages  # noqa: E402,F401  (a fixture: purges plumbtest-* packages)
+from procs import resident_agents  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,24 +30,3 @@ def _stop_resident_agents() -> Iterator[None]:
             os.kill(pid, signal.SIGTERM)
         except OSError:
             pass
-
-
-def resident_agents() -> list[int]:
-    """Pids of running resident agents (`... serve --listen ...`)."""
-    return pids_where(lambda argv: b"serve" in argv and b"--listen" in argv)
-
-
-def pids_where(test: Callable[[list[bytes]], bool]) -> list[int]:
-    """Pids of the processes whose argv (as bytes) passes `test`."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                argv = handle.read().split(b"\0")
-        except OSError:
-            continue
-        if test(argv):
-            pids.append(int(entry))
-    return pids

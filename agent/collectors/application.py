@@ -25,11 +25,11 @@ A name may be arch-qualified as the package manager takes it (dpkg `name:arch`, 
 from __future__ import annotations
 
 import re
-import sys
 import threading
 from datetime import datetime, timezone
 from typing import Dict, Iterable, List, Optional, Sequence
 
+from .. import is_resident
 from .base import CollectorError, Options, run, stat_signature, which
 
 TYPE_NAME = "AWS:Application"
@@ -82,16 +82,12 @@ class _Memo:
         with self.lock:
             if key == self.key:
                 return list(self.entries) if names is None else only(self.entries, names)
-        if names is not None and not _long_lived():
+        if names is not None and not is_resident():
             return query(names, timeout)
         entries = query(None, timeout)
         with self.lock:
             self.key, self.entries = key, entries
         return list(entries) if names is None else only(entries, names)
-
-
-def _long_lived() -> bool:
-    return "agent.resident" in sys.modules
 
 
 _MEMO = _Memo()

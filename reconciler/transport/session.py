@@ -191,11 +191,7 @@ class AgentSession:
         started for this session on the command's stdio."""
         data, digest = agentpack.agent_zipapp()
         name = agentpack.agent_filename(digest)
-        if not (self.resident and await self._open_resident(data, name)):
-            status, _ = await self._prepare(data, name, "serve")
-            if status != "ready":
-                raise self._error(Reason.AGENT_FAILED, f"the agent did not start: {status}")
-            self.mode = "session"
+        await self._reach(data, name)
         try:
             self.info = await self.request("hello", {})
         except TransportError as err:
@@ -203,21 +199,27 @@ class AgentSession:
                 raise
             # The resident agent ended as we connected (its idle time ran out, it was
             # stopped): start over once, which finds its socket gone or stale.
-            await self._restart_resident(data, name)
+            await self._process.close(force=True)
+            self._process, self._broken = None, ""
+            self.forget_resident()
+            await self._reach(data, name)
+            self.info = await self.request("hello", {})
         self._check_version(str(self.info.get("python", "")))
         return self
 
-    async def _restart_resident(self, data: bytes, name: str) -> None:
-        if self._process is not None:
-            await self._process.close(force=True)
-        self._process, self._broken = None, ""
-        _RESIDENT.pop(self._key(name), None)
-        if not await self._open_resident(data, name):
-            status, _ = await self._prepare(data, name, "serve")
-            if status != "ready":
-                raise self._error(Reason.AGENT_FAILED, f"the agent did not start: {status}")
-            self.mode = "session"
-        self.info = await self.request("hello", {})
+    def forget_resident(self) -> None:
+        """Forget where this node's resident agent listens: the next session looks again."""
+        _RESIDENT.pop(self._key(agentpack.agent_filename(agentpack.agent_zipapp()[1])), None)
+
+    async def _reach(self, data: bytes, name: str) -> None:
+        """Make `_process` the agent: the resident one when asked for and possible, else one
+        started for this session."""
+        if self.resident and await self._open_resident(data, name):
+            return
+        status, _ = await self._prepare(data, name, "serve")
+        if status != "ready":
+            raise self._error(Reason.AGENT_FAILED, f"the agent did not start: {status}")
+        self.mode = "session"
 
     def _key(self, name: str) -> tuple:
         return (self.transport.describe(), self.python, self.become, self.directory, name)

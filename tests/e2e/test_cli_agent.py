@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from procs import alive
+
 from .conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,14 +44,6 @@ def current_agents(result) -> list[dict]:
     return [agent for agent in node["agents"] if agent["current"]]
 
 
-def gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
 def test_status_shows_the_running_agent_and_stop_ends_it(env):
     assert plumb(env, "inventory", "collect", "-n", "ssh-1").returncode == 0   # starts it
     status = plumb(env, "agent", "status", "-n", "ssh-1", "--output", "json")
@@ -65,9 +59,9 @@ def test_status_shows_the_running_agent_and_stop_ends_it(env):
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert f"(current) stopping, pid {agent['pid']}" in stop.stdout
     deadline = time.monotonic() + DEADLINE
-    while not gone(agent["pid"]) and time.monotonic() < deadline:
+    while alive(agent["pid"]) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert gone(agent["pid"])
+    assert not alive(agent["pid"])
     assert current_agents(plumb(env, "agent", "status", "-n", "ssh-1", "--output", "json")) == []
 
     again = plumb(env, "inventory", "collect", "-n", "ssh-1")          # the next session restarts it
@@ -81,7 +75,7 @@ def test_a_killed_agent_shows_as_a_stale_socket(env):
     (agent,) = current_agents(plumb(env, "agent", "status", "-n", "ssh-1", "--output", "json"))
     os.kill(agent["pid"], signal.SIGKILL)
     deadline = time.monotonic() + DEADLINE
-    while not gone(agent["pid"]) and time.monotonic() < deadline:
+    while alive(agent["pid"]) and time.monotonic() < deadline:
         time.sleep(0.05)
     (stale,) = current_agents(plumb(env, "agent", "status", "-n", "ssh-1", "--output", "json"))
     assert stale["state"] == "stale" and stale["detail"]

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from procs import children_of, pids_where
+
 from .conftest import free_port, keygen
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,7 +148,7 @@ def _kill_sshd_child_running(marker: str, sshd_pid: int, deadline: float) -> boo
     it descends from (a per-session agent), or, when it runs under the node's resident agent
     (detached from sshd), every connection of our sshd, the run's only one at that moment."""
     while time.monotonic() < deadline:
-        for pid in _pids_with(marker):
+        for pid in pids_where(lambda argv: any(marker.encode() in arg for arg in argv)):
             parent, resident = pid, False
             while parent not in (0, 1) and _ppid(parent) != sshd_pid:
                 resident = resident or b"--listen" in _cmdline(parent)
@@ -154,7 +156,7 @@ def _kill_sshd_child_running(marker: str, sshd_pid: int, deadline: float) -> boo
             if parent not in (0, 1):
                 victims = [parent]
             elif resident:
-                victims = _children(sshd_pid)
+                victims = children_of(sshd_pid)
             else:
                 continue   # the local node's step
             for victim in victims:
@@ -170,30 +172,6 @@ def _cmdline(pid: int) -> bytes:
         return (Path("/proc") / str(pid) / "cmdline").read_bytes()
     except OSError:
         return b""
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if _ppid(int(entry.name)) == pid:
-                    found.append(int(entry.name))
-            except (OSError, ValueError):
-                continue
-    return found
-
-
-def _pids_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def _ppid(pid: int) -> int:

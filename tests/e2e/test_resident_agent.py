@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from conftest import pids_where, resident_agents
+from procs import alive, children_of, pids_where, resident_agents
 from e2e.conftest import start_sshd
 from reconciler.engine.agents import resident_agents as agents_on_nodes
 from reconciler.transport import session_for, transport_for
@@ -45,15 +45,6 @@ def fresh_memo():
     session_module._RESIDENT.clear()
     yield
     session_module._RESIDENT.clear()
-
-
-def _alive(pid: int) -> bool:
-    """Running, not a zombie (an orphan's reaper may be slow)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _wait_until(predicate, what: str) -> None:
@@ -95,7 +86,7 @@ def test_an_ssh_node_gets_a_resident_agent_and_later_sessions_run_no_command(
     assert commands == [], "the second session connects to the socket: no command at all"
     assert result["status"] == "Success"
     assert inventory["Types"]["AWS:File"]["Content"] == again["Types"]["AWS:File"]["Content"]
-    assert _alive(first.info["pid"]), "the agent outlives its sessions"
+    assert alive(first.info["pid"]), "the agent outlives its sessions"
     socket_path = os.path.join(cache, os.path.basename(first.agent_path)[:-4] + ".sock")
     assert oct(os.stat(socket_path).st_mode & 0o777) == "0o600"
 
@@ -131,9 +122,9 @@ def test_a_stale_socket_gets_a_new_agent(sshd, make_node, run, cache):
 
     old = run(pid_of_new_session())
     os.kill(old, signal.SIGKILL)          # its socket file stays behind
-    _wait_until(lambda: not _alive(old), "the killed agent is gone")
+    _wait_until(lambda: not alive(old), "the killed agent is gone")
     new = run(pid_of_new_session())       # the remembered socket refuses: relaunch, restart
-    assert new != old and _alive(new)
+    assert new != old and alive(new)
 
 
 def test_a_server_that_refuses_forwarding_gets_the_per_session_agent(
@@ -187,7 +178,7 @@ def test_a_connection_cut_mid_document_is_lost_and_the_step_is_stopped(
             {"document": document, "parameters": {}, "workDir": os.path.join(cache, marker)},   # on the step's command line
             timeout=60))
         await _until_async(lambda: _pids_with(marker), "the step is running")
-        for pid in _sshd_children(sshd.process.pid):   # this session's connection is the only one
+        for pid in children_of(sshd.process.pid):   # this session's connection is the only one
             os.kill(pid, signal.SIGKILL)
         try:
             await task
@@ -199,7 +190,7 @@ def test_a_connection_cut_mid_document_is_lost_and_the_step_is_stopped(
     assert error.reason.value == "connection_lost"
     assert str(error).startswith("web-1 (127.0.0.1:")
     _wait_until(lambda: not _pids_with(marker), "the cancelled step's process is killed")
-    assert _alive(agent_pid), "the resident agent itself carries on"
+    assert alive(agent_pid), "the resident agent itself carries on"
 
 
 def test_idle_agent_ends_by_itself(sshd, make_node, run, cache):
@@ -214,27 +205,11 @@ def test_idle_agent_ends_by_itself(sshd, make_node, run, cache):
         return pid
 
     pid = run(once())
-    _wait_until(lambda: not _alive(pid), "the idle agent exits")
+    _wait_until(lambda: not alive(pid), "the idle agent exits")
     assert not [name for name in os.listdir(cache) if name.endswith(".sock")]
 
 
 # ---------------------------------------------------------------- helpers
-
-def _sshd_children(sshd_pid: int) -> set[int]:
-    """The per-connection sshd processes of our server."""
-    children = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == sshd_pid:
-            children.add(int(entry))
-    return children
-
 
 def _pids_with(marker: str) -> list[int]:
     return pids_where(lambda argv: any(marker.encode() in arg for arg in argv))
@@ -285,7 +260,7 @@ def test_an_agent_that_ends_as_a_session_connects_is_started_again(run, cache):
     old, _ = run(pid_of_new_session())
     path = next(os.path.join(cache, n) for n in os.listdir(cache) if n.endswith(".sock"))
     os.kill(old, signal.SIGKILL)
-    _wait_until(lambda: not _alive(old), "the old agent is gone")
+    _wait_until(lambda: not alive(old), "the old agent is gone")
     os.unlink(path)
     ending = socket.socket(socket.AF_UNIX)       # accepts one connection, then ends, like an agent
     ending.bind(path)                            # whose idle time ran out as we connected
@@ -298,7 +273,7 @@ def test_an_agent_that_ends_as_a_session_connects_is_started_again(run, cache):
 
     threading.Thread(target=accept_then_end, daemon=True).start()
     new, mode = run(pid_of_new_session())        # the path is remembered: straight to the socket
-    assert mode == "resident" and new != old and _alive(new)
+    assert mode == "resident" and new != old and alive(new)
 
 
 def test_two_stops_at_once_both_succeed(run, cache):
@@ -316,7 +291,7 @@ def test_two_stops_at_once_both_succeed(run, cache):
         return pid
 
     pid = run(scenario())
-    _wait_until(lambda: not _alive(pid), "the agent ends")
+    _wait_until(lambda: not alive(pid), "the agent ends")
 
 
 def test_a_nodes_agent_directory_is_where_its_agent_lives(sshd, make_node, run, cache):
@@ -357,5 +332,5 @@ def test_stopping_other_versions_leaves_the_current_agent(make_node, run, cache)
     current_pid, states = run(scenario())
     assert states["00000000000000aa"] == ("stopped", False)
     assert [state for state, current in states.values() if current] == ["running"]
-    _wait_until(lambda: not _alive(old_pid), "the other version's agent ends")
-    assert _alive(current_pid)
+    _wait_until(lambda: not alive(old_pid), "the other version's agent ends")
+    assert alive(current_pid)

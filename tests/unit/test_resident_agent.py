@@ -26,33 +26,14 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
+from procs import alive, pids_where, proc_fields
+
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 30.0          # seconds to wait for anything we expect to happen
 LONG_IDLE = 600          # an idle timeout no test reaches
 
 
 # ---------------------------------------------------------------- processes
-
-def _proc_stat(pid: int) -> Optional[Tuple[str, int]]:
-    """(state, process group) of a pid, or None when there is no such process."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as handle:
-            text = handle.read().decode("ascii", "replace")
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
-    return fields[0], int(fields[2])
-
-
-def alive(pid: int) -> bool:
-    """The process exists and is not a zombie (an orphan's reaper may be slow or absent)."""
-    found = _proc_stat(pid)
-    return found is not None and found[0] != "Z"
-
-
-def _all_pids() -> List[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
 
 def _cmdline(pid: int) -> str:
     try:
@@ -64,17 +45,17 @@ def _cmdline(pid: int) -> str:
 
 def naming(token: str) -> List[int]:
     """Live processes (not this one) whose command line contains `token`."""
-    return [pid for pid in _all_pids()
-            if pid != os.getpid() and token in _cmdline(pid) and alive(pid)]
+    return [pid for pid in pids_where(lambda argv: any(token.encode() in arg for arg in argv))
+            if pid != os.getpid() and alive(pid)]
 
 
 def in_group(pgid: int) -> List[int]:
     """Live processes of the process group `pgid`."""
     found = []
-    for pid in _all_pids():
-        info = _proc_stat(pid)
-        if info is not None and info[1] == pgid and info[0] != "Z":
-            found.append(pid)
+    for entry in os.listdir("/proc"):
+        fields = proc_fields(int(entry)) if entry.isdigit() else None
+        if fields is not None and int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry))
     return found
 
 
@@ -208,6 +189,14 @@ class Agents:
     def execute(self, conn: Connection, request_id: int, *commands: str) -> None:
         conn.send(request_id, "execute", {"document": document(*commands), "parameters": {},
                                           "workDir": self.path("work")})
+
+    def step_output(self, command: str) -> Tuple[str, str]:
+        """(output, status) of a one-step document running `command`, on a new connection."""
+        with Connection(self.socket) as conn:
+            self.execute(conn, 1, command)
+            events, final = conn.answer(1)
+        output = "".join(e.get("data", "") for e in events if e["event"] == "step_output")
+        return output, final["result"]["status"]
 
     def stop(self) -> None:
         ours = [pid for pid in self.started if self.dir in _cmdline(pid)]
@@ -406,13 +395,10 @@ def test_sigterm_cancels_a_running_document_and_answers_it(agents):
 def test_steps_keep_the_umask_the_agent_was_started_with(agents):
     """The socket is made owner-only, but the files steps create keep the usual umask."""
     agents.running()
-    with Connection(agents.socket) as conn:
-        agents.execute(conn, 3, "umask")
-        events, final = conn.answer(3)
-    output = "".join(e.get("data", "") for e in events if e["event"] == "step_output")
+    output, status = agents.step_output("umask")
     expected = os.umask(0o022)
     os.umask(expected)
-    assert final["result"]["status"] == "Success"
+    assert status == "Success"
     assert output.strip() == "%04o" % expected
 
 
@@ -435,11 +421,8 @@ def test_shutdown_ends_the_agent_after_other_sessions_finish(agents):
 def test_steps_get_the_default_signal_dispositions(agents):
     """What the agent ignores for itself must not be inherited as ignored by the steps."""
     agents.running()
-    with Connection(agents.socket) as conn:
-        agents.execute(conn, 4, "grep -E '^Sig(Ign|Cgt):' /proc/self/status")
-        events, final = conn.answer(4)
-    output = "".join(e.get("data", "") for e in events if e["event"] == "step_output")
+    output, status = agents.step_output("grep -E '^Sig(Ign|Cgt):' /proc/self/status")
     ignored = int(next(line for line in output.splitlines() if line.startswith("SigIgn:")).split()[1], 16)
-    assert final["result"]["status"] == "Success"
+    assert status == "Success"
     assert not ignored & (1 << (signal.SIGHUP - 1)), "SIGHUP"
     assert not ignored & (1 << (signal.SIGPIPE - 1)), "SIGPIPE"
