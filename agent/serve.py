@@ -23,6 +23,7 @@ Standard library only, Python >= 3.9.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -176,6 +177,7 @@ def hello() -> Dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=1)
 def _started_at() -> str:
     """When this agent process started (UTC, ISO 8601): from /proc where there is one."""
     try:
